@@ -97,9 +97,13 @@ def list_images(folder: str | Path) -> list[Path]:
     return sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
 
 
-def save_data_yaml(path: str | Path, root: str | Path, names: list[str], splits: dict[str, str]) -> Path:
-    """Ultralytics data.yaml; `splits` maps train/val/test to folders relative to root."""
-    doc = {"path": str(Path(root).resolve()), **splits, "names": dict(enumerate(names))}
+def save_data_yaml(path: str | Path, names: list[str], splits: dict[str, str]) -> Path:
+    """Ultralytics data.yaml; `splits` maps train/val/test to folders relative to the yaml's folder.
+
+    No `path:` key is written: Ultralytics then takes the yaml's own folder as the root, so a data set
+    stays valid when its run directory is renamed or copied.
+    """
+    doc = {**splits, "names": dict(enumerate(names))}
     return atomic_write_text(path, yaml.safe_dump(doc, sort_keys=False))
 
 

@@ -1,0 +1,39 @@
+# cctvkit developer entry points. `make demo` and `make test` are the README's two commands.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+# torch is pinned to the release this project is tested with; override for another platform, e.g.
+# make setup TORCH="torch==2.9.1 torchvision==0.24.1" (aarch64 CPU builds).
+TORCH ?= torch==2.14.1 torchvision==0.29.1
+EXTRAS ?= edge,trainer,export,dev
+
+.PHONY: setup demo test lint typecheck unit clean
+
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml Makefile
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet $(TORCH) -e '.[$(EXTRAS)]'
+	@# One OpenCV distribution only: two would overwrite each other's cv2 package.
+	@n=$$($(BIN)/python -m pip list 2>/dev/null | grep -ciE '^opencv-(python|contrib-python)'); \
+	  if [ "$$n" != "1" ]; then echo "expected exactly one OpenCV distribution, found $$n" >&2; exit 1; fi
+	touch $@
+
+demo: setup
+	$(BIN)/trainer demo $(ARGS)
+
+lint: setup
+	$(BIN)/ruff check .
+
+typecheck: setup
+	$(BIN)/mypy edge
+
+unit: setup
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+test: lint typecheck unit
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,162 @@
+"""`trainer`: the workstation half. `trainer demo` runs the whole path; each stage also runs on its own."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from edge.atomic import atomic_dir
+from edge.config_errors import load_yaml_config
+from edge.errors import CctvkitError
+from edge.manifest import Manifest
+from trainer import pipeline
+from trainer.config import PipelineConfig, quick_config
+
+console = Console(stderr=True)
+
+
+def _config(args: argparse.Namespace) -> PipelineConfig:
+    if getattr(args, "config", None):
+        return load_yaml_config(args.config, PipelineConfig)
+    return quick_config() if getattr(args, "quick", False) else PipelineConfig()
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from trainer.demo_video import resolve_demo_video
+
+    cfg = _config(args)
+    runs_dir = Path(args.runs_dir)
+    pipeline.check_writable(runs_dir)
+    final = runs_dir / args.name
+    if final.exists() and not args.force:
+        raise CctvkitError("run directory already exists", final, "pass --name NEW or --force to replace it")
+    video = resolve_demo_video(Path(args.video) if args.video else None)
+    progress = not args.no_progress
+    t_start = time.perf_counter()
+    # The run is built in a temp folder beside its final name and renamed only when every stage is done,
+    # so runs/<name> never looks complete when it is not.
+    with atomic_dir(final) as tmp:
+        manifest = Manifest.create(tmp, args.name)
+        manifest.save()
+        stage_calls = [
+            ("scene", lambda: pipeline.run_scene(manifest, video, cfg, progress)),
+            ("compose", lambda: pipeline.run_compose(manifest, cfg, progress)),
+            ("train", lambda: pipeline.run_train(manifest, cfg, progress)),
+            ("export", lambda: pipeline.run_export(manifest, cfg, progress)),
+            ("bench", lambda: pipeline.run_eval(manifest, cfg, progress)),
+        ]
+        for name, call in stage_calls:
+            console.rule(f"[bold]{name}")
+            entry = call()
+            console.print(f"{name}: done in {entry['seconds']:.1f} s")
+        manifest.data["complete"] = True
+        manifest.data["seconds_total"] = round(time.perf_counter() - t_start, 1)
+        manifest.save()
+    print_summary(Manifest.load(final))
+    return 0
+
+
+def print_summary(manifest: Manifest) -> None:
+    out = Console()
+    bench = manifest.stage("bench")["summary"]
+    table = Table(title=f"cctvkit demo: {manifest.data['run']} (held-out video frames; detection mAP is against "
+                        "PSEUDO-labels from background difference + HOG, not hand labels)")
+    for col in ("model", "backend", "FPS e2e", "FPS infer", "p50 ms", "p95 ms", "mAP50", "mAP50-95", "presence F1",
+                "cls acc"):
+        table.add_column(col, justify="right" if col != "model" else "left")
+    for r in bench["rows"]:
+        table.add_row(r["model"], r["backend"], f"{r['fps_e2e']:.1f}", f"{r['fps_infer']:.1f}",
+                      f"{r['latency_p50_ms']:.1f}", f"{r['latency_p95_ms']:.1f}", _fmt(r.get("map50")),
+                      _fmt(r.get("map50_95")), _fmt(r.get("presence_f1")), _fmt(r.get("accuracy")))
+    out.print(table)
+    times = Table(title="stage times")
+    times.add_column("stage")
+    times.add_column("seconds", justify="right")
+    for name, entry in manifest.data["stages"].items():
+        times.add_row(name, f"{entry['seconds']:.1f}")
+    times.add_row("total", f"{manifest.data.get('seconds_total', 0):.1f}")
+    out.print(times)
+    out.print(f"run directory: {manifest.run_dir}  (manifest: {manifest.path})")
+
+
+def _fmt(v: float | None) -> str:
+    return "-" if v is None else f"{v:.3f}"
+
+
+def _open_run(args: argparse.Namespace, create: bool = False) -> Manifest:
+    run = Path(args.run)
+    if create and not (run / "manifest.json").exists():
+        pipeline.check_writable(run.parent)
+        m = Manifest.create(run, run.name)
+        run.mkdir(parents=True, exist_ok=True)
+        m.save()
+        return m
+    return Manifest.load(run)
+
+
+def cmd_stage(args: argparse.Namespace) -> int:
+    cfg = _config(args)
+    progress = not args.no_progress
+    if args.stage == "scene":
+        from trainer.demo_video import resolve_demo_video
+
+        video = resolve_demo_video(Path(args.video) if args.video else None)
+        pipeline.run_scene(_open_run(args, create=True), video, cfg, progress)
+    else:
+        manifest = _open_run(args)
+        {"compose": pipeline.run_compose, "train": pipeline.run_train, "export": pipeline.run_export,
+         "bench": pipeline.run_eval}[args.stage](manifest, cfg, progress)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="trainer", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    demo = sub.add_parser("demo", help="the whole path on one video: scene, compose, train, export, bench")
+    demo.add_argument("--video", help="fixed-camera video with people walking (default: OpenCV's vtest.avi)")
+    demo.add_argument("--name", default="demo", help="run name: outputs go to <runs-dir>/<name>/")
+    demo.add_argument("--runs-dir", default="runs")
+    demo.add_argument("--force", action="store_true", help="replace an existing run of that name")
+    _common(demo)
+    demo.set_defaults(func=cmd_demo)
+
+    for stage, text in (("scene", "frames, background plate, people, perspective, walkable area"),
+                        ("compose", "composed YOLO and classifier data sets"),
+                        ("train", "YOLO11n detector and person/no-person classifier"),
+                        ("export", "ONNX FP32 and INT8 (ONNX Runtime static quantisation)"),
+                        ("bench", "edge runtime on held-out frames: FPS, latency, accuracy")):
+        p = sub.add_parser(stage, help=text)
+        p.add_argument("--run", required=True, help="run directory (runs/<name>)")
+        if stage == "scene":
+            p.add_argument("--video", help="the video (default: OpenCV's vtest.avi)")
+        _common(p)
+        p.set_defaults(func=cmd_stage, stage=stage)
+    return parser
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", help="YAML with any of: scene, compose, train, export, eval")
+    p.add_argument("--quick", action="store_true", help="a few-minute smoke run (numbers not meaningful)")
+    p.add_argument("--no-progress", action="store_true")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except CctvkitError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

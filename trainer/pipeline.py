@@ -1,0 +1,177 @@
+"""The stages of one run, each reading its inputs through the manifest and recording its outputs in it.
+
+Each stage writes its folder under the run directory through a temp folder renamed at the end, then saves
+the manifest (also atomically), so a stage folder that exists under its final name is complete.
+Heavy imports (torch, ultralytics) happen inside the stages that need them: `trainer --help` stays fast.
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from edge.atomic import atomic_dir
+from edge.errors import CctvkitError
+from edge.manifest import Manifest
+from edge.types import ModelSpec
+from trainer.config import EvalParams, ExportParams, PipelineConfig, TrainParams
+
+
+def _timed_stage(manifest: Manifest, stage: str, body: Callable[[Path], dict[str, Any]]) -> dict[str, Any]:
+    """Run body(tmp_dir) into runs/<name>/<stage>/ atomically; body returns the record_stage kwargs."""
+    t0 = time.perf_counter()
+    final = manifest.run_dir / stage
+    with atomic_dir(final) as tmp:
+        record = body(tmp)
+    record["outputs"] = {k: final / Path(v).relative_to(tmp) for k, v in record["outputs"].items()}
+    entry = manifest.record_stage(stage, seconds=time.perf_counter() - t0, **record)
+    manifest.save()
+    return entry
+
+
+def run_scene(manifest: Manifest, video: Path, cfg: PipelineConfig, progress: bool = True) -> dict[str, Any]:
+    from trainer.scene.run import build_scene
+
+    def body(out: Path) -> dict[str, Any]:
+        summary = build_scene(video, out, cfg.scene, progress=progress)
+        outputs = {name: out / name for name in ("plate.png", "walkable.png", "perspective.json", "cutouts.json",
+                                                   "cutouts", "frames", "holdout", "scene.json")}
+        return {"params": cfg.scene.model_dump(), "outputs": outputs, "external_inputs": {"video": video},
+                "summary": summary}
+
+    return _timed_stage(manifest, "scene", body)
+
+
+def run_compose(manifest: Manifest, cfg: PipelineConfig, progress: bool = True) -> dict[str, Any]:
+    from trainer.compose.compositor import compose_dataset
+
+    scene_dir = manifest.run_dir / "scene"
+    inputs = {k: manifest.output("scene", k) for k in ("plate.png", "walkable.png", "perspective.json", "cutouts",
+                                                        "cutouts.json", "frames")}
+
+    def body(out: Path) -> dict[str, Any]:
+        summary = compose_dataset(scene_dir, out, cfg.compose, progress=progress)
+        outputs = {"detect": out / "detect", "classify": out / "classify", "compose.json": out / "compose.json"}
+        return {"params": cfg.compose.model_dump(), "inputs": inputs, "outputs": outputs, "summary": summary}
+
+    return _timed_stage(manifest, "compose", body)
+
+
+def _device(params: TrainParams) -> str:
+    if params.device != "auto":
+        return params.device
+    import torch
+
+    return "0" if torch.cuda.is_available() else "cpu"
+
+
+def run_train(manifest: Manifest, cfg: PipelineConfig, progress: bool = True) -> dict[str, Any]:
+    from trainer.yolo.train import train_classifier, train_detector
+
+    p = cfg.train
+    detect_dir = manifest.output("compose", "detect")
+    classify_dir = manifest.output("compose", "classify")
+    device = _device(p)
+
+    def body(out: Path) -> dict[str, Any]:
+        # data.yaml records an absolute root; the compose folder does not move after its stage, so it holds.
+        det = train_detector(detect_dir / "data.yaml", out, epochs=p.detector_epochs, imgsz=p.detector_imgsz,
+                             batch=p.batch, device=device, workers=p.workers, seed=p.seed, progress=progress)
+        cls = train_classifier(classify_dir, out, epochs=p.classifier_epochs, imgsz=p.classifier_imgsz,
+                               batch=p.batch, device=device, workers=p.workers, seed=p.seed, progress=progress)
+        # Ultralytics' own work folders are large and hold nothing the later stages read; keep the plots.
+        plots = out / "plots"
+        plots.mkdir()
+        for tag, res in (("detector", det), ("classifier", cls)):
+            for png in res.plots:
+                shutil.copy2(png, plots / f"{tag}-{Path(png).name}")
+        shutil.rmtree(out / "ultralytics", ignore_errors=True)
+        summary = {"detector": {**det.metrics, "seconds": round(det.seconds, 1), "epochs": det.epochs,
+                                "imgsz": det.imgsz},
+                   "classifier": {**cls.metrics, "seconds": round(cls.seconds, 1), "epochs": cls.epochs,
+                                  "imgsz": cls.imgsz},
+                   "device": device, "metrics_note": "Ultralytics val on the composed val split"}
+        outputs = {"detector.pt": det.weights, "classifier.pt": cls.weights, "plots": plots}
+        return {"params": p.model_dump(), "inputs": {"detect": detect_dir, "classify": classify_dir},
+                "outputs": outputs, "summary": summary}
+
+    return _timed_stage(manifest, "train", body)
+
+
+def run_export(manifest: Manifest, cfg: PipelineConfig, progress: bool = True) -> dict[str, Any]:
+    from export.calibration import select_calibration_images
+    from export.onnx_export import export_onnx
+    from export.onnx_int8 import quantize_onnx_int8
+
+    p: ExportParams = cfg.export
+    detector_pt = manifest.output("train", "detector.pt")
+    classifier_pt = manifest.output("train", "classifier.pt")
+    detect_dir = manifest.output("compose", "detect")
+    classify_dir = manifest.output("compose", "classify")
+    specs: dict[str, ModelSpec] = {}
+
+    def body(out: Path) -> dict[str, Any]:
+        jobs = [("detector", detector_pt, "detect", cfg.train.detector_imgsz, detect_dir / "images" / "train"),
+                ("classifier", classifier_pt, "classify", cfg.train.classifier_imgsz, classify_dir / "train")]
+        outputs: dict[str, Path] = {}
+        summary: dict[str, Any] = {}
+        for tag, pt, task, imgsz, calib_root in jobs:
+            fp32_path = out / f"{tag}-fp32.onnx"
+            spec32 = export_onnx(pt, fp32_path, task=task, imgsz=imgsz)
+            calib = select_calibration_images(calib_root, n=p.calibration_images, seed=0)
+            int8_path = out / f"{tag}-int8.onnx"
+            spec8 = quantize_onnx_int8(fp32_path, int8_path, spec32, calib, activation_type=p.activation_type,
+                                       method=p.method)
+            for prec, spec, path in (("fp32", spec32, fp32_path), ("int8", spec8, int8_path)):
+                name = f"{tag}-onnx-{prec}"
+                # Paths in specs are relative to the run directory, where the stage folder will sit.
+                specs[name] = _with_path(spec, f"export/{path.name}")
+                outputs[path.name] = path
+                summary[name] = {"size_mb": round(path.stat().st_size / 1e6, 2)}
+            summary[f"{tag}-calibration-images"] = len(calib)
+        return {"params": p.model_dump(), "inputs": {"detector.pt": detector_pt, "classifier.pt": classifier_pt},
+                "outputs": outputs, "summary": summary}
+
+    entry = _timed_stage(manifest, "export", body)
+    for name, spec in specs.items():
+        manifest.add_model(name, spec)
+    manifest.save()
+    return entry
+
+
+def _with_path(spec: ModelSpec, rel: str) -> ModelSpec:
+    d = spec.to_json()
+    d["path"] = rel
+    return ModelSpec.from_json(d)
+
+
+def run_eval(manifest: Manifest, cfg: PipelineConfig, progress: bool = True) -> dict[str, Any]:
+    from bench.evaluate import evaluate_run, write_reports
+
+    p: EvalParams = cfg.eval
+
+    def body(out: Path) -> dict[str, Any]:
+        result = evaluate_run(manifest, threads=p.threads, conf=p.conf, iou=p.iou, max_frames=p.max_frames,
+                              progress=progress)
+        files = write_reports(result, out)
+        return {"params": p.model_dump(), "inputs": {"holdout": manifest.output("scene", "holdout")},
+                "outputs": files, "summary": {"rows": result["rows"]}}
+
+    return _timed_stage(manifest, "bench", body)
+
+
+STAGES = ("scene", "compose", "train", "export", "bench")
+
+
+def check_writable(runs_dir: Path) -> None:
+    try:
+        runs_dir.mkdir(parents=True, exist_ok=True)
+        probe = runs_dir / ".cctvkit-write-test"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as e:
+        raise CctvkitError(f"output directory is not writable ({e.strerror})", runs_dir,
+                           "pass a writable --runs-dir") from None
