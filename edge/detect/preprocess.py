@@ -54,7 +54,7 @@ def to_tensor(rgb: np.ndarray, spec: ModelSpec) -> np.ndarray:
     if spec.input_dtype == "uint8":
         x = rgb
     else:
-        x = rgb.astype(np.float32) * (1.0 / 255.0)
+        x = rgb.astype(np.float32) / np.float32(255.0)  # divide, as Ultralytics does: bit-identical input
         if spec.input_dtype == "int8":
             q = spec.input_quant
             if q is None:
