@@ -8,16 +8,14 @@ frames with their labelled persons painted over by the background plate (no pers
 
 from __future__ import annotations
 
-import json
 import time
-from pathlib import Path
 from typing import Any
 
 import cv2
 import numpy as np
 from rich.progress import track
 
-from edge.atomic import atomic_write_text
+from edge.backends import DEFAULT_BACKEND
 from edge.detector import Classifier, Detector, load_from_manifest
 from edge.errors import CctvkitError
 from edge.formats.yolo import label_path_for, list_images, load_yolo_labels
@@ -108,7 +106,8 @@ def evaluate_run(manifest: Manifest, *, threads: int = 2, conf: float = 0.25, io
     cls_truth = np.concatenate([has_person, np.zeros(len(erased), bool)])
     rows = []
     for name, spec in manifest.models().items():
-        model = load_from_manifest(manifest, name, threads=threads, conf=conf, iou=iou)
+        kw: dict[str, Any] = {"conf": conf, "iou": iou, "classes": [spec.person_class]} if spec.task == "detect" else {}
+        model = load_from_manifest(manifest, name, threads=threads, **kw)
         row: dict[str, Any] = {"model": name, "task": spec.task, "format": spec.format,
                                "precision": spec.precision, "backend": _backend_name(model, spec.format),
                                "imgsz": list(spec.imgsz), "threads": threads}
@@ -132,20 +131,4 @@ def evaluate_run(manifest: Manifest, *, threads: int = 2, conf: float = 0.25, io
 
 
 def _backend_name(model: Detector | Classifier, fmt: str) -> str:
-    name = getattr(model, "backend_name", None)
-    return str(name) if name else {"onnx": "onnxruntime", "tflite": "litert", "ncnn": "ncnn"}.get(fmt, fmt)
-
-
-def write_reports(result: dict[str, Any], out_dir: Path) -> dict[str, Path]:
-    json_path = atomic_write_text(out_dir / "results.json", json.dumps(result, indent=2) + "\n")
-    lines = [f"# bench: {result['run']}", "", f"Labels: {result['labels']}.", f"Latency: {result['latency']}.", "",
-             "| model | backend | FPS e2e | FPS infer | p50 ms | p95 ms | mAP50 | mAP50-95 | presence F1 | cls acc |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
-    for r in result["rows"]:
-        cells = [r["model"], r["backend"], f"{r['fps_e2e']:.1f}", f"{r['fps_infer']:.1f}",
-                 f"{r['latency_p50_ms']:.1f}", f"{r['latency_p95_ms']:.1f}"]
-        cells += [f"{r[k]:.3f}" if r.get(k) is not None else "-" for k in ("map50", "map50_95", "presence_f1",
-                                                                          "accuracy")]
-        lines.append("| " + " | ".join(cells) + " |")
-    md_path = atomic_write_text(out_dir / "results.md", "\n".join(lines) + "\n")
-    return {"results.json": json_path, "results.md": md_path}
+    return str(getattr(model.backend, "name", None) or DEFAULT_BACKEND.get(fmt, fmt))

@@ -62,18 +62,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def print_summary(manifest: Manifest) -> None:
+    from bench.report import results_table
+
     out = Console()
-    bench = manifest.stage("bench")["summary"]
-    table = Table(title=f"cctvkit demo: {manifest.data['run']} (held-out video frames; detection mAP is against "
-                        "PSEUDO-labels from background difference + HOG, not hand labels)")
-    for col in ("model", "backend", "FPS e2e", "FPS infer", "p50 ms", "p95 ms", "mAP50", "mAP50-95", "presence F1",
-                "cls acc"):
-        table.add_column(col, justify="right" if col != "model" else "left")
-    for r in bench["rows"]:
-        table.add_row(r["model"], r["backend"], f"{r['fps_e2e']:.1f}", f"{r['fps_infer']:.1f}",
-                      f"{r['latency_p50_ms']:.1f}", f"{r['latency_p95_ms']:.1f}", _fmt(r.get("map50")),
-                      _fmt(r.get("map50_95")), _fmt(r.get("presence_f1")), _fmt(r.get("accuracy")))
-    out.print(table)
+    out.print(results_table(manifest.stage("bench")["summary"]["result"]))
     times = Table(title="stage times")
     times.add_column("stage")
     times.add_column("seconds", justify="right")
@@ -82,10 +74,6 @@ def print_summary(manifest: Manifest) -> None:
     times.add_row("total", f"{manifest.data.get('seconds_total', 0):.1f}")
     out.print(times)
     out.print(f"run directory: {manifest.run_dir}  (manifest: {manifest.path})")
-
-
-def _fmt(v: float | None) -> str:
-    return "-" if v is None else f"{v:.3f}"
 
 
 def _open_run(args: argparse.Namespace, create: bool = False) -> Manifest:

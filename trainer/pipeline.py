@@ -7,6 +7,7 @@ Heavy imports (torch, ultralytics) happen inside the stages that need them: `tra
 
 from __future__ import annotations
 
+import os
 import shutil
 import time
 from collections.abc import Callable
@@ -54,7 +55,8 @@ def run_compose(manifest: Manifest, cfg: PipelineConfig, progress: bool = True) 
 
     def body(out: Path) -> dict[str, Any]:
         summary = compose_dataset(scene_dir, out, cfg.compose, progress=progress)
-        outputs = {"detect": out / "detect", "classify": out / "classify", "compose.json": out / "compose.json"}
+        outputs = {"detect": out / "detect", "classify": out / "classify", "compose.json": out / "compose.json",
+                   "preview.png": out / "preview.png"}
         return {"params": cfg.compose.model_dump(), "inputs": inputs, "outputs": outputs, "summary": summary}
 
     return _timed_stage(manifest, "compose", body)
@@ -77,10 +79,14 @@ def run_train(manifest: Manifest, cfg: PipelineConfig, progress: bool = True) ->
     device = _device(p)
 
     def body(out: Path) -> dict[str, Any]:
-        # data.yaml records an absolute root; the compose folder does not move after its stage, so it holds.
-        det = train_detector(detect_dir / "data.yaml", out, epochs=p.detector_epochs, imgsz=p.detector_imgsz,
+        # Ultralytics writes label caches beside the labels; train on a hard-linked copy so the compose
+        # folder stays exactly as its manifest entry hashed it.
+        work = out / "data"
+        _link_tree(detect_dir, work / "detect")
+        _link_tree(classify_dir, work / "classify")
+        det = train_detector(work / "detect" / "data.yaml", out, epochs=p.detector_epochs, imgsz=p.detector_imgsz,
                              batch=p.batch, device=device, workers=p.workers, seed=p.seed, progress=progress)
-        cls = train_classifier(classify_dir, out, epochs=p.classifier_epochs, imgsz=p.classifier_imgsz,
+        cls = train_classifier(work / "classify", out, epochs=p.classifier_epochs, imgsz=p.classifier_imgsz,
                                batch=p.batch, device=device, workers=p.workers, seed=p.seed, progress=progress)
         # Ultralytics' own work folders are large and hold nothing the later stages read; keep the plots.
         plots = out / "plots"
@@ -89,6 +95,7 @@ def run_train(manifest: Manifest, cfg: PipelineConfig, progress: bool = True) ->
             for png in res.plots:
                 shutil.copy2(png, plots / f"{tag}-{Path(png).name}")
         shutil.rmtree(out / "ultralytics", ignore_errors=True)
+        shutil.rmtree(work)
         summary = {"detector": {**det.metrics, "seconds": round(det.seconds, 1), "epochs": det.epochs,
                                 "imgsz": det.imgsz},
                    "classifier": {**cls.metrics, "seconds": round(cls.seconds, 1), "epochs": cls.epochs,
@@ -99,6 +106,18 @@ def run_train(manifest: Manifest, cfg: PipelineConfig, progress: bool = True) ->
                 "outputs": outputs, "summary": summary}
 
     return _timed_stage(manifest, "train", body)
+
+
+def _link_tree(src: Path, dst: Path) -> None:
+    """Copy a folder as hard links (instant, no extra disk), falling back to real copies across devices."""
+
+    def link(a: str, b: str) -> None:
+        try:
+            os.link(a, b)
+        except OSError:
+            shutil.copy2(a, b)
+
+    shutil.copytree(src, dst, copy_function=link)
 
 
 def run_export(manifest: Manifest, cfg: PipelineConfig, progress: bool = True) -> dict[str, Any]:
@@ -149,7 +168,8 @@ def _with_path(spec: ModelSpec, rel: str) -> ModelSpec:
 
 
 def run_eval(manifest: Manifest, cfg: PipelineConfig, progress: bool = True) -> dict[str, Any]:
-    from bench.evaluate import evaluate_run, write_reports
+    from bench.evaluate import evaluate_run
+    from bench.report import write_reports
 
     p: EvalParams = cfg.eval
 
@@ -158,7 +178,7 @@ def run_eval(manifest: Manifest, cfg: PipelineConfig, progress: bool = True) -> 
                               progress=progress)
         files = write_reports(result, out)
         return {"params": p.model_dump(), "inputs": {"holdout": manifest.output("scene", "holdout")},
-                "outputs": files, "summary": {"rows": result["rows"]}}
+                "outputs": files, "summary": {"result": result}}
 
     return _timed_stage(manifest, "bench", body)
 
