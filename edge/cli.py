@@ -1,0 +1,107 @@
+"""`edge`: the device-side tools. `edge detect` runs a model on images or a video file; `edge backends`
+lists the runtimes and why any is unavailable."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from edge.backends import available_backends
+from edge.detector import Classifier, Detector, load_from_manifest
+from edge.errors import CctvkitError
+from edge.formats.yolo import IMAGE_SUFFIXES, list_images
+from edge.manifest import Manifest
+
+
+def iter_source(source: Path) -> Iterator[tuple[str, np.ndarray]]:
+    """(name, BGR frame) from an image, a folder of images or a video file."""
+    if source.is_dir():
+        for p in list_images(source):
+            yield p.name, _read_image(p)
+    elif source.suffix.lower() in IMAGE_SUFFIXES:
+        yield source.name, _read_image(source)
+    else:
+        cap = cv2.VideoCapture(str(source))
+        if not cap.isOpened():
+            raise CctvkitError("cannot open as image, folder or video", source, "pass a readable file")
+        i = 0
+        while True:
+            ok, frame = cap.read()
+            if not ok:
+                break
+            yield f"{source.name}#{i}", frame
+            i += 1
+        cap.release()
+
+
+def _read_image(path: Path) -> np.ndarray:
+    img = cv2.imread(str(path))
+    if img is None:
+        raise CctvkitError("cannot decode image", path, "pass a JPEG/PNG/BMP file")
+    return img
+
+
+def cmd_detect(args: argparse.Namespace) -> int:
+    manifest = Manifest.load(args.manifest)
+    model = load_from_manifest(manifest, args.model, backend=args.backend, threads=args.threads)
+    source = Path(args.source)
+    if not source.exists():
+        raise CctvkitError("source not found", source, "pass an image, a folder of images or a video file")
+    n, t0 = 0, time.perf_counter()
+    for name, frame in iter_source(source):
+        record: dict[str, object] = {"frame": name}
+        if isinstance(model, Detector):
+            d = model.detect(frame)
+            record |= {"count": len(d), "boxes": np.round(d.xyxy, 1).tolist(),
+                       "scores": np.round(d.scores, 3).tolist()}
+        elif isinstance(model, Classifier):
+            c = model.classify(frame)
+            record |= {"person": c.is_person, "person_prob": round(c.person_prob, 4)}
+        record["ms"] = round(model.timing.total_ms, 2)
+        print(json.dumps(record))
+        n += 1
+    if n == 0:
+        raise CctvkitError("no frames in source", source, "pass a non-empty source")
+    fps = n / (time.perf_counter() - t0)
+    print(f"{n} frames, {fps:.1f} FPS (decode + inference + output)", file=sys.stderr)
+    return 0
+
+
+def cmd_backends(args: argparse.Namespace) -> int:
+    for name, why in available_backends().items():
+        print(f"{name:12s} {'ok' if why is None else 'unavailable: ' + why}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="edge", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    det = sub.add_parser("detect", help="run one model of a run on an image, a folder or a video; JSON lines out")
+    det.add_argument("source")
+    det.add_argument("--manifest", required=True, help="runs/<name>/manifest.json (or the run directory)")
+    det.add_argument("--model", required=True, help="model name in the manifest, e.g. detector-onnx-int8")
+    det.add_argument("--backend", help="runtime (default: the one for the model's format)")
+    det.add_argument("--threads", type=int, default=2)
+    det.set_defaults(func=cmd_detect)
+    sub.add_parser("backends", help="list the runtimes and why any is unavailable").set_defaults(func=cmd_backends)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except CctvkitError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
