@@ -1,0 +1,108 @@
+"""RGBA cutouts of people for compositing: only single, unoccluded, cleanly segmented persons, a bounded
+number spread over the training time, no near-duplicates from consecutive frames."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from trainer.scene.people import PersonObservation
+from trainer.scene.perspective import Perspective
+
+
+@dataclass
+class Cutout:
+    frame: int
+    box: tuple[int, int, int, int]
+    foot: tuple[float, float]
+    score: float
+    rgba: np.ndarray  # (h, w, 4) uint8, alpha 0/255
+
+    @property
+    def height_px(self) -> int:
+        return self.box[3] - self.box[1]
+
+
+def _expanded(box: np.ndarray, frac: float) -> np.ndarray:
+    w, h = box[2] - box[0], box[3] - box[1]
+    return np.array([box[0] - frac * w, box[1] - frac * h, box[2] + frac * w, box[3] + frac * h])
+
+
+def _intersects(a: np.ndarray, b: np.ndarray) -> bool:
+    return min(a[2], b[2]) > max(a[0], b[0]) and min(a[3], b[3]) > max(a[1], b[1])
+
+
+def is_clean(
+    person: PersonObservation,
+    others: list[PersonObservation],
+    perspective: Perspective | None,
+    frame_shape: tuple[int, int],
+    margin: int = 3,
+    min_height: float = 0.0,
+) -> bool:
+    """Would this person make a good cutout? Whole (not at the border, the expected height), alone (no
+    other box within 10% of its size), one solid piece (fill, single component), and HOG agreed or the
+    shape alone is convincing (people too small or too stylised for HOG)."""
+    h_img, w_img = frame_shape
+    x1, y1, x2, y2 = person.box
+    if x1 < margin or y1 < margin or x2 > w_img - margin or y2 > h_img - margin:
+        return False
+    if person.source != "hog+fg" and person.score < 0.4:
+        return False  # shape alone must then be convincing (person aspect and the expected height)
+    h, w = person.height, person.width
+    if h < min_height:
+        return False  # too few pixels to look like anything once scaled up into a composite
+    if not 1.7 <= h / max(w, 1.0) <= 4.5:
+        return False
+    if perspective is not None and not 0.85 <= h / perspective.height_at(y2) <= 1.2:
+        return False  # shorter: a part hidden or lost; taller: something else glued on
+    grown = _expanded(person.box, 0.1)
+    if any(o is not person and _intersects(grown, o.box) for o in others):
+        return False
+    fill = float(person.mask.mean())
+    if not 0.35 <= fill <= 0.85:
+        return False
+    n, _, stats, _ = cv2.connectedComponentsWithStats(person.mask.astype(np.uint8), connectivity=8)
+    big = int((stats[1:, cv2.CC_STAT_AREA] >= 0.03 * person.mask.sum()).sum()) if n > 1 else 0
+    return big == 1
+
+
+def make_cutout(frame: np.ndarray, person: PersonObservation) -> Cutout:
+    x1, y1, x2, y2 = (int(v) for v in person.box)
+    rgba = np.dstack([frame[y1:y2, x1:x2], np.where(person.mask, 255, 0).astype(np.uint8)])
+    return Cutout(person.frame, (x1, y1, x2, y2), person.foot, person.score, rgba)
+
+
+def select_spread(cands: list[Cutout], limit: int) -> list[Cutout]:
+    """At most `limit`, evenly spaced through the time-ordered candidates: consecutive candidates are
+    mostly the same person a few frames apart, so spacing them out is the de-duplication."""
+    cands = sorted(cands, key=lambda c: (c.frame, c.box))
+    if len(cands) <= limit:
+        return cands
+    if limit <= 0:
+        return []
+    idx = np.unique(np.linspace(0, len(cands) - 1, limit).round().astype(int))
+    return [cands[i] for i in idx]
+
+
+def save_cutouts(cutouts: list[Cutout], out_dir: Path) -> list[dict]:
+    """Write cutouts/NNNNN.png under out_dir; return the cutouts.json records."""
+    folder = out_dir / "cutouts"
+    folder.mkdir(parents=True, exist_ok=True)
+    records = []
+    for n, c in enumerate(cutouts, 1):
+        name = f"cutouts/{n:05d}.png"
+        if not cv2.imwrite(str(out_dir / name), c.rgba):
+            raise OSError(f"cannot write {out_dir / name}")
+        records.append({
+            "file": name,
+            "frame": int(c.frame),
+            "box": [int(v) for v in c.box],
+            "foot": [round(float(c.foot[0]), 1), round(float(c.foot[1]), 1)],
+            "height_px": int(c.height_px),
+            "score": round(float(c.score), 4),
+        })
+    return records

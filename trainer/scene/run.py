@@ -1,0 +1,212 @@
+"""build_scene: one unlabelled fixed-camera video in, the scene model and pseudo-labelled frames out.
+
+Steps (each timed in scene.json):
+  probe      open the video, split it in time: training part first, held-out part last
+  plate      temporal median of frames spread over the training part
+  calibrate  find people without any size prior, fit the perspective (height vs foot row)
+  scan       every k-th training frame with the perspective-aware finder: pseudo-labelled frames,
+             cutout candidates, foot points
+  scene      refit the perspective on the scan, walkable area, cutouts, overview.png
+  holdout    every k-th held-out frame, pseudo-labelled by the same finder
+The held-out part is never used for the plate, the perspective, the cutouts or the training frames.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from edge.errors import CctvkitError
+from edge.formats.yolo import save_yolo_labels
+from trainer.scene.cutouts import is_clean, make_cutout, save_cutouts, select_spread
+from trainer.scene.frames import VideoInfo, iter_frames, open_video, spread
+from trainer.scene.overview import draw_overview
+from trainer.scene.params import SceneParams
+from trainer.scene.people import WIDTH_RATIO, PersonFinder, PersonObservation
+from trainer.scene.perspective import Perspective, fit_perspective
+from trainer.scene.plate import build_plate
+from trainer.scene.progress import task_progress
+from trainer.scene.walkable import walkable_mask
+
+__all__ = ["SceneParams", "build_scene", "split_video"]
+
+LABELS_NOTE = "pseudo (background difference + HOG)"
+
+
+def split_video(info: VideoInfo, params: SceneParams) -> tuple[range, range]:
+    """(training frames, held-out frames): the held-out part is the last holdout_fraction, in time."""
+    n = info.frame_count
+    n_hold = max(1, int(round(n * params.holdout_fraction))) if n >= 2 else 0
+    return range(0, n - n_hold), range(n - n_hold, n)
+
+
+def _imwrite(path: Path, image: np.ndarray, options: tuple[int, ...] = ()) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not cv2.imwrite(str(path), image, list(options)):
+        raise OSError(f"cannot write {path}")
+
+
+def _write_labelled(root: Path, split: str, index: int, frame: np.ndarray, people: list[PersonObservation],
+                    quality: int) -> None:
+    name = f"f{index:06d}"
+    _imwrite(root / split / "images" / f"{name}.jpg", frame, (cv2.IMWRITE_JPEG_QUALITY, quality))
+    boxes = np.array([p.box for p in people], np.float32).reshape(-1, 4)
+    h, w = frame.shape[:2]
+    save_yolo_labels(root / split / "labels" / f"{name}.txt", np.zeros(len(boxes), np.int64), boxes, w, h)
+
+
+def _fit(people: list[PersonObservation], video: Path) -> tuple[Perspective, np.ndarray, list[PersonObservation]]:
+    """Perspective from whole people only: a person cut by the frame border has a wrong height."""
+    usable = [p for p in people if not p.touches_border]
+    rows = np.array([p.foot[1] for p in usable])
+    heights = np.array([p.height for p in usable])
+    model, inliers = fit_perspective(rows, heights, video)
+    return model, inliers, usable
+
+
+def _width_ratio(people: list[PersonObservation], inliers: np.ndarray) -> float:
+    chosen = [p for p, ok in zip(people, inliers, strict=True) if ok and p.source == "hog+fg"]
+    chosen = chosen or [p for p, ok in zip(people, inliers, strict=True) if ok]
+    if not chosen:
+        return WIDTH_RATIO
+    return float(np.clip(np.median([p.width / p.height for p in chosen]), 0.25, 0.6))
+
+
+def build_scene(video: Path, out_dir: Path, params: SceneParams, progress: bool = True) -> dict:
+    video, out_dir = Path(video), Path(out_dir)
+    timings: dict[str, float] = {}
+    t0 = time.perf_counter()
+
+    def lap(step: str, since: float) -> float:
+        now = time.perf_counter()
+        timings[step] = round(now - since, 3)
+        return now
+
+    info = open_video(video)
+    train, hold = split_video(info, params)
+    if len(train) < 2:
+        raise CctvkitError(f"video has only {info.frame_count} frames", video, "pass a longer video with --video")
+    t = lap("probe", t0)
+
+    plate_idx = spread(train.start, train.stop, params.plate_frames)
+    plate = build_plate(video, plate_idx, progress)
+    _imwrite(out_dir / "plate.png", plate.image)
+    t = lap("plate", t)
+
+    # Calibrate: no size prior yet, so the finder only uses shape and HOG.
+    finder0 = PersonFinder(plate, params)
+    calib_idx = spread(train.start, train.stop, params.calib_frames)
+    calib: list[PersonObservation] = []
+    with task_progress("calibrate", len(calib_idx), progress) as advance:
+        for i, frame in iter_frames(video, calib_idx):
+            calib.extend(finder0.find(frame, i))
+            advance()
+    try:
+        persp0, inl0, usable0 = _fit(calib, video)
+    except CctvkitError:
+        # Few people in the sampled frames (a quiet video): look at every scan frame before giving up.
+        more = sorted(set(range(train.start, train.stop, params.scan_stride)) - set(calib_idx))
+        calib_idx = sorted([*calib_idx, *more])
+        with task_progress("calibrate (more frames)", len(more), progress) as advance:
+            for i, frame in iter_frames(video, more):
+                calib.extend(finder0.find(frame, i))
+                advance()
+        persp0, inl0, usable0 = _fit(calib, video)
+    width_ratio = _width_ratio(usable0, inl0)
+    t = lap("calibrate", t)
+
+    # Scan: the finder now knows how tall a person is at each row.
+    finder = PersonFinder(plate, params, persp0, width_ratio)
+    typical_h = float(np.median([p.height for p, ok in zip(usable0, inl0, strict=True) if ok]))
+    min_cutout = min(float(params.min_cutout_px), 0.75 * typical_h)
+    scan_idx = list(range(train.start, train.stop, params.scan_stride))
+    label_idx = set(spread(0, len(scan_idx), params.train_frames))
+    label_idx = {scan_idx[k] for k in label_idx}
+    scanned: list[PersonObservation] = []
+    candidates = []
+    n_train_boxes = 0
+    with task_progress("scan training part", len(scan_idx), progress) as advance:
+        for i, frame in iter_frames(video, scan_idx):
+            people = finder.find(frame, i)
+            scanned.extend(people)
+            if i in label_idx:
+                _write_labelled(out_dir, "frames", i, frame, people, params.jpeg_quality)
+                n_train_boxes += len(people)
+            candidates.extend(make_cutout(frame, p) for p in people
+                              if is_clean(p, people, persp0, frame.shape[:2], min_height=min_cutout))
+            advance()
+    t = lap("scan", t)
+
+    try:
+        persp, inliers, usable = _fit(scanned, video)
+    except CctvkitError:
+        persp, inliers, usable = persp0, inl0, usable0  # the calibration fit stands
+    (out_dir / "perspective.json").write_text(json.dumps(persp.to_json(), indent=2) + "\n")
+    feet = np.array([p.foot for p in usable], np.float64).reshape(-1, 2)
+    walk = walkable_mask(feet[inliers], (info.height, info.width), persp, width_ratio)
+    _imwrite(out_dir / "walkable.png", walk)
+    cutouts = select_spread(candidates, params.max_cutouts)
+    records = save_cutouts(cutouts, out_dir)
+    (out_dir / "cutouts.json").write_text(json.dumps(records, indent=1) + "\n")
+    _imwrite(out_dir / "overview.png", draw_overview(plate.image, walk, feet, inliers, persp, width_ratio))
+    t = lap("scene", t)
+
+    step = max(1, math.ceil(len(hold) / params.holdout_frames))
+    hold_idx = list(range(hold.start, hold.stop, step))
+    n_hold_frames = n_hold_boxes = 0
+    with task_progress("pseudo-label held-out part", len(hold_idx), progress) as advance:
+        for i, frame in iter_frames(video, hold_idx):
+            people = finder.find(frame, i)
+            _write_labelled(out_dir, "holdout", i, frame, people, params.jpeg_quality)
+            n_hold_frames += 1
+            n_hold_boxes += len(people)
+            advance()
+    if n_hold_frames == 0:
+        raise CctvkitError(f"no frame of the held-out part (frames {hold.start}-{hold.stop - 1}) decodes; the "
+                           f"header promises {info.frame_count} frames", video,
+                           "re-encode the video (e.g. ffmpeg -i in -c:v libx264 out.mp4) and pass it with --video")
+    t = lap("holdout", t)
+    timings["total"] = round(time.perf_counter() - t0, 3)
+
+    sources: dict[str, int] = {}
+    for p in scanned:
+        sources[p.source] = sources.get(p.source, 0) + 1
+    summary = {
+        "video": info.to_json(),
+        "labels": LABELS_NOTE,
+        "labels_note": "frames/ and holdout/ boxes are PSEUDO labels from the same person finder, not ground "
+                       "truth: accuracy measured against holdout/ is agreement with this finder",
+        "split": {
+            "train_frames": [train.start, train.stop - 1],
+            "holdout_frames": [hold.start, hold.stop - 1] if len(hold) else None,
+            "holdout_fraction": params.holdout_fraction,
+        },
+        "frames_used": {
+            "plate": len(plate_idx),
+            "calibrate": len(calib_idx),
+            "scan": len(scan_idx),
+            "scan_stride": params.scan_stride,
+            "labelled_train": len(label_idx),
+            "holdout_stride": step,
+        },
+        "n_train_frames": len(label_idx),
+        "n_train_boxes": n_train_boxes,
+        "n_holdout": n_hold_frames,
+        "n_holdout_boxes": n_hold_boxes,
+        "n_cutouts": len(records),
+        "n_cutout_candidates": len(candidates),
+        "people_per_scanned_frame": round(len(scanned) / max(len(scan_idx), 1), 3),
+        "detections_by_source": sources,
+        "perspective": persp.to_json(),
+        "perspective_calibration": persp0.to_json(),
+        "person_width_ratio": round(width_ratio, 4),
+        "timings_s": timings,
+        "params": params.model_dump(mode="json"),
+    }
+    (out_dir / "scene.json").write_text(json.dumps(summary, indent=2) + "\n")
+    return summary
