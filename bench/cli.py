@@ -14,14 +14,14 @@ from edge.manifest import Manifest
 
 def cmd_run(args: argparse.Namespace) -> int:
     from bench.evaluate import evaluate_run
-    from bench.report import results_table, write_reports
+    from bench.report import results_table, stdout_console, write_reports
 
     manifest = Manifest.load(args.models)
     result = evaluate_run(manifest, threads=args.threads, conf=args.conf, iou=args.iou,
                           max_frames=args.max_frames, progress=not args.no_progress)
     out = Path(args.out) if args.out else manifest.run_dir / "bench-device"
     files = write_reports(result, out)
-    Console().print(results_table(result))
+    stdout_console().print(results_table(result))
     Console(stderr=True).print(f"wrote {', '.join(str(p) for p in files.values())}")
     return 0
 

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
+from rich.console import Console
 from rich.table import Table
 
 from edge.atomic import atomic_write_text
@@ -32,7 +34,8 @@ def results_table(result: dict[str, Any]) -> Table:
     table = Table(title=f"{result['run']}: {result['frames']} held-out frames; labels: {result['labels']}",
                   caption=f"latency: {result['latency']}; classifier negatives: {result['classifier_negatives']}")
     for header, _, _ in COLUMNS:
-        table.add_column(header, justify="left" if header in ("model", "backend") else "right")
+        text = header in ("model", "backend")
+        table.add_column(header, justify="left" if text else "right", no_wrap=text)
     for row in result["rows"]:
         table.add_row(*_cells(row))
     return table
@@ -47,3 +50,8 @@ def write_reports(result: dict[str, Any], out_dir: Path) -> dict[str, Path]:
     lines += ["| " + " | ".join(_cells(row)) + " |" for row in result["rows"]]
     md_path = atomic_write_text(out_dir / "results.md", "\n".join(lines) + "\n")
     return {"results.json": json_path, "results.md": md_path}
+
+
+def stdout_console() -> Console:
+    """Tables stay readable when stdout is a pipe or a log file (rich would squeeze them to 80 columns)."""
+    return Console() if sys.stdout.isatty() else Console(width=160)

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
+# Test helpers (synthetic_video.py) are importable from every test folder.
+sys.path.insert(0, str(Path(__file__).parent))
 SHARED = ROOT.parent / "shared" / "data"
 
 

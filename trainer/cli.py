@@ -62,9 +62,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def print_summary(manifest: Manifest) -> None:
-    from bench.report import results_table
+    from bench.report import results_table, stdout_console
 
-    out = Console()
+    out = stdout_console()
     out.print(results_table(manifest.stage("bench")["summary"]["result"]))
     times = Table(title="stage times")
     times.add_column("stage")

@@ -2,18 +2,14 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+import synthetic_video as synth
 
-sys.path.insert(0, str(Path(__file__).parent))
-
-import scene_synth_video as synth  # noqa: E402
-
-from trainer.scene.params import SceneParams  # noqa: E402
-from trainer.scene.run import build_scene  # noqa: E402
+from trainer.scene.params import SceneParams
+from trainer.scene.run import build_scene
 
 # Small and quick: every frame is tiny, so scan them all.
 SYNTH_PARAMS = {"plate_frames": 30, "calib_frames": 40, "scan_stride": 1}

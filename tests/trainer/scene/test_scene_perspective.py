@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import scene_synth_video as synth
+import synthetic_video as synth
 
 from edge.errors import CctvkitError
 from trainer.scene.perspective import Perspective, fit_perspective

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import scene_synth_video as synth
+import synthetic_video as synth
 
 from trainer.scene.frames import spread
 from trainer.scene.plate import build_plate, median_plate

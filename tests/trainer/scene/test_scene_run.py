@@ -8,7 +8,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-import scene_synth_video as synth
+import synthetic_video as synth
 
 from edge.errors import CctvkitError
 from edge.formats.yolo import load_yolo_labels

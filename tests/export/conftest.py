@@ -1,0 +1,21 @@
+"""Ultralytics in these tests keeps its settings and fonts in a temp cache, not the user's ~/.cache."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _cctvkit_cache(tmp_path_factory: pytest.TempPathFactory) -> None:
+    os.environ.setdefault("CCTVKIT_CACHE", str(tmp_path_factory.mktemp("cctvkit-cache")))
+
+
+@pytest.fixture(scope="session")
+def toy_models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """A 1-epoch toy detector (imgsz 64) and classifier (imgsz 32) to export, trained once per session."""
+    from trainer.yolo.toydata import toy_models
+
+    return toy_models(tmp_path_factory.mktemp("toy-yolo-export"))

@@ -1,0 +1,114 @@
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from edge.errors import CctvkitError
+from edge.manifest import sha256_tree
+from trainer.yolo import offline
+from trainer.yolo.toydata import make_toy_classify_dataset, make_toy_detect_dataset
+from trainer.yolo.train import resolve_device, train_classifier, train_detector
+
+
+def test_configure_sets_offline_env_fonts_and_settings() -> None:
+    ultralytics = offline.configure()
+    assert os.environ["YOLO_OFFLINE"] == "1"
+    assert os.environ["YOLO_AUTOINSTALL"] == "0"
+    assert "ULTRALYTICS_API_KEY" not in os.environ
+    user_dir = offline.user_config_dir()
+    assert Path(ultralytics.utils.USER_CONFIG_DIR) == user_dir
+    for font in ("Arial.ttf", "Arial.Unicode.ttf"):
+        assert (user_dir / font).stat().st_size > 100_000  # DejaVuSans, not an empty placeholder
+    settings = json.loads((user_dir / "settings.json").read_text())
+    assert settings["sync"] is False
+    assert not any(
+        settings[k] for k in ("clearml", "comet", "dvc", "mlflow", "raytune", "tensorboard", "wandb")
+    )
+    assert ultralytics.utils.SETTINGS["sync"] is False
+    assert ultralytics.utils.ONLINE is False
+    assert str(offline.cache_dir()) in settings["runs_dir"]
+    # check_font resolves locally (it would otherwise download Arial)
+    from ultralytics.utils.checks import check_font
+
+    assert Path(check_font("Arial.ttf")).parent == user_dir
+
+
+def test_yolo_class_and_fresh_models_without_downloads() -> None:
+    YOLO = offline.ultralytics_yolo()
+    assert YOLO.__name__ == "YOLO"
+    assert offline.load_model("detect").task == "detect"
+    assert offline.load_model("classify").task == "classify"
+
+
+def test_corrupt_or_missing_weights_are_user_errors(tmp_path: Path) -> None:
+    bad = tmp_path / "broken.pt"
+    bad.write_bytes(b"this is not a torch checkpoint")
+    with pytest.raises(CctvkitError, match="broken.pt: cannot load the weights"):
+        offline.load_model("detect", bad)
+    with pytest.raises(CctvkitError, match="weights file not found"):
+        offline.load_model("detect", tmp_path / "yolo11n.pt")  # a name Ultralytics would download
+    with pytest.raises(CctvkitError, match="unknown task"):
+        offline.load_model("segment")
+
+
+def test_resolve_device() -> None:
+    import torch
+
+    assert resolve_device("cpu") == "cpu"
+    assert resolve_device("auto") == ("0" if torch.cuda.is_available() else "cpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(CctvkitError, match="no CUDA"):
+            resolve_device("cuda")
+
+
+def test_bad_detect_data_is_a_user_error(tmp_path: Path) -> None:
+    with pytest.raises(CctvkitError, match="data.yaml not found"):
+        train_detector(tmp_path / "nope.yaml", tmp_path / "out", epochs=1, imgsz=64, batch=2)
+    yaml_path = make_toy_detect_dataset(tmp_path / "ds", n_train=2, n_val=1)
+    yaml_path.write_text("train: images/train\nnames:\n  0: person\n")  # no val split
+    with pytest.raises(CctvkitError, match="no 'val' split"):
+        train_detector(yaml_path, tmp_path / "out", epochs=1, imgsz=64, batch=2)
+    yaml_path.write_text("train: images/train\nval: images/missing\nnames:\n  0: person\n")
+    with pytest.raises(CctvkitError, match="split 'val' has no images"):
+        train_detector(yaml_path, tmp_path / "out", epochs=1, imgsz=64, batch=2)
+    assert not (tmp_path / "out").exists()  # checked before anything is staged
+
+
+def test_bad_classify_layout_is_a_user_error(tmp_path: Path) -> None:
+    with pytest.raises(CctvkitError, match="classifier data folder not found"):
+        train_classifier(tmp_path / "none", tmp_path / "out", epochs=1, imgsz=32, batch=2)
+    root = make_toy_classify_dataset(tmp_path / "cls", n_train=2, n_val=2)
+    for p in (root / "val" / "person").iterdir():
+        p.unlink()
+    with pytest.raises(CctvkitError, match="'val' needs at least two class folders"):
+        train_classifier(root, tmp_path / "out", epochs=1, imgsz=32, batch=2)
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.slow
+def test_train_detector_and_classifier(trained: dict[str, Any]) -> None:
+    det, cls = trained["detector"], trained["classifier"]
+    out = det.weights.parent
+    assert det.weights == out / "detector.pt" and det.weights.stat().st_size > 1_000_000
+    assert cls.weights == out / "classifier.pt" and cls.weights.stat().st_size > 1_000_000
+    assert set(det.metrics) == {"map50", "map50_95", "precision", "recall"}
+    assert set(cls.metrics) == {"top1"}
+    for res, imgsz in ((det, 64), (cls, 32)):
+        assert all(0.0 <= v <= 1.0 for v in res.metrics.values())
+        assert res.epochs == 1 and res.imgsz == imgsz and res.seconds > 0
+        assert "results.png" in {p.name for p in res.plots}
+        assert all(p.suffix == ".png" and p.is_file() for p in res.plots)
+        assert res.save_dir is not None and res.save_dir.parent == out / "ultralytics"
+    # Ultralytics wrote nothing into the cwd, and nothing (label caches) into the hashed data sets
+    assert list(trained["cwd"].iterdir()) == []
+    assert sha256_tree(trained["detect_yaml"].parent) == trained["hashes"]["detect"]
+    assert sha256_tree(trained["classify_root"]) == trained["hashes"]["classify"]
+    # the weights load back as the right tasks, with the data sets' class names
+    assert offline.load_model("detect", det.weights).names == {0: "person"}
+    assert sorted(offline.load_model("classify", cls.weights).names.values()) == ["no_person", "person"]
+    with pytest.raises(CctvkitError, match="weights are a 'classify' model, expected 'detect'"):
+        offline.load_model("detect", cls.weights)
