@@ -21,8 +21,8 @@ class Strict(BaseModel):
 class TrainParams(Strict):
     detector_epochs: int = Field(12, ge=1)
     detector_imgsz: int = Field(320, ge=32, multiple_of=32)
-    classifier_epochs: int = Field(6, ge=1)
-    classifier_imgsz: int = Field(128, ge=32, multiple_of=32)
+    classifier_epochs: int = Field(20, ge=1)
+    classifier_imgsz: int = Field(160, ge=32, multiple_of=32)
     batch: int = Field(16, ge=1)
     device: str = "auto"  # "auto" picks CUDA when there is one
     workers: int = Field(2, ge=0)

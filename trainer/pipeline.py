@@ -7,7 +7,6 @@ Heavy imports (torch, ultralytics) happen inside the stages that need them: `tra
 
 from __future__ import annotations
 
-import os
 import shutil
 import time
 from collections.abc import Callable
@@ -18,7 +17,7 @@ from edge.atomic import atomic_dir
 from edge.errors import CctvkitError
 from edge.manifest import Manifest
 from edge.types import ModelSpec
-from trainer.config import EvalParams, ExportParams, PipelineConfig, TrainParams
+from trainer.config import EvalParams, ExportParams, PipelineConfig
 
 
 def _timed_stage(manifest: Manifest, stage: str, body: Callable[[Path], dict[str, Any]]) -> dict[str, Any]:
@@ -62,31 +61,18 @@ def run_compose(manifest: Manifest, cfg: PipelineConfig, progress: bool = True) 
     return _timed_stage(manifest, "compose", body)
 
 
-def _device(params: TrainParams) -> str:
-    if params.device != "auto":
-        return params.device
-    import torch
-
-    return "0" if torch.cuda.is_available() else "cpu"
-
-
 def run_train(manifest: Manifest, cfg: PipelineConfig, progress: bool = True) -> dict[str, Any]:
-    from trainer.yolo.train import train_classifier, train_detector
+    from trainer.yolo.train import resolve_device, train_classifier, train_detector
 
     p = cfg.train
     detect_dir = manifest.output("compose", "detect")
     classify_dir = manifest.output("compose", "classify")
-    device = _device(p)
+    device = resolve_device(p.device)
 
     def body(out: Path) -> dict[str, Any]:
-        # Ultralytics writes label caches beside the labels; train on a hard-linked copy so the compose
-        # folder stays exactly as its manifest entry hashed it.
-        work = out / "data"
-        _link_tree(detect_dir, work / "detect")
-        _link_tree(classify_dir, work / "classify")
-        det = train_detector(work / "detect" / "data.yaml", out, epochs=p.detector_epochs, imgsz=p.detector_imgsz,
+        det = train_detector(detect_dir / "data.yaml", out, epochs=p.detector_epochs, imgsz=p.detector_imgsz,
                              batch=p.batch, device=device, workers=p.workers, seed=p.seed, progress=progress)
-        cls = train_classifier(work / "classify", out, epochs=p.classifier_epochs, imgsz=p.classifier_imgsz,
+        cls = train_classifier(classify_dir, out, epochs=p.classifier_epochs, imgsz=p.classifier_imgsz,
                                batch=p.batch, device=device, workers=p.workers, seed=p.seed, progress=progress)
         # Ultralytics' own work folders are large and hold nothing the later stages read; keep the plots.
         plots = out / "plots"
@@ -95,7 +81,6 @@ def run_train(manifest: Manifest, cfg: PipelineConfig, progress: bool = True) ->
             for png in res.plots:
                 shutil.copy2(png, plots / f"{tag}-{Path(png).name}")
         shutil.rmtree(out / "ultralytics", ignore_errors=True)
-        shutil.rmtree(work)
         summary = {"detector": {**det.metrics, "seconds": round(det.seconds, 1), "epochs": det.epochs,
                                 "imgsz": det.imgsz},
                    "classifier": {**cls.metrics, "seconds": round(cls.seconds, 1), "epochs": cls.epochs,
@@ -106,18 +91,6 @@ def run_train(manifest: Manifest, cfg: PipelineConfig, progress: bool = True) ->
                 "outputs": outputs, "summary": summary}
 
     return _timed_stage(manifest, "train", body)
-
-
-def _link_tree(src: Path, dst: Path) -> None:
-    """Copy a folder as hard links (instant, no extra disk), falling back to real copies across devices."""
-
-    def link(a: str, b: str) -> None:
-        try:
-            os.link(a, b)
-        except OSError:
-            shutil.copy2(a, b)
-
-    shutil.copytree(src, dst, copy_function=link)
 
 
 def run_export(manifest: Manifest, cfg: PipelineConfig, progress: bool = True) -> dict[str, Any]:

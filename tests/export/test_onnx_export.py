@@ -140,6 +140,20 @@ def test_detector_fp32_and_int8(toy_models: dict[str, Path], tmp_path: Path) -> 
     assert all(producers[i].op_type != "DequantizeLinear" for i in head.input)
     assert not any(n.op_type == "QuantizeLinear" and head.output[0] in n.input for n in graph.node)
 
+    # Quantising the head's Concat (and its Mul/Sigmoid inputs) is refused, and nothing is written
+    bad = tmp_path / "detector-int8-concat.onnx"
+    with pytest.raises(CctvkitError, match="detector-int8-concat.onnx: output 'output0' is quantised"):
+        quantize_onnx_int8(
+            fp32_path,
+            bad,
+            spec,
+            calib,
+            progress=False,
+            op_types_to_quantize=("Conv", "MatMul", "Concat", "Mul", "Sigmoid", "Add"),
+        )
+    assert not bad.exists()
+    _no_temp_leftovers(tmp_path)
+
 
 @pytest.mark.slow
 def test_classifier_fp32_and_int8(toy_models: dict[str, Path], tmp_path: Path) -> None:
@@ -174,3 +188,19 @@ def test_int8_failure_leaves_nothing(toy_models: dict[str, Path], tmp_path: Path
     _no_temp_leftovers(tmp_path)
     with pytest.raises(CctvkitError, match="unknown calibration method"):
         quantize_onnx_int8(fp32_path, tmp_path / "x.onnx", spec, calib, method="KL")
+
+
+def test_chunked_calibration_ranges(tmp_path: Path) -> None:
+    from edge.types import ModelSpec
+    from export.onnx_int8 import calibration_chunk
+
+    assert (calibration_chunk(300), calibration_chunk(32), calibration_chunk(37)) == (15, 16, 1)
+    paths = _files(tmp_path / "f", 6)
+    spec = ModelSpec(
+        "classify", "onnx", "fp32", "m.onnx", (32, 32), ["no_person", "person"], decoding="probs"
+    )
+    reader = ImageCalibrationReader(paths, spec)
+    reader.set_range(2, 4)
+    assert len(list(reader)) == 2
+    reader.rewind()
+    assert len(list(reader)) == 6

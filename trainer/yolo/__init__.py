@@ -1,0 +1,1 @@
+"""Ultralytics YOLO training, configured offline in one place (offline.py)."""

@@ -1,0 +1,235 @@
+"""The one place Ultralytics is configured. Every other module gets Ultralytics through this module:
+`ultralytics_yolo()` (the YOLO class), `load_model(task, weights)` and `verbosity(on)`.
+
+Ultralytics reaches for the network in many places (a DNS "online" probe at import, fonts for plots,
+weights for the AMP check, pip auto-install, PyPI update checks, Google Analytics events, Sentry,
+the Ultralytics Platform callbacks) and writes settings to ~/.config/Ultralytics. Most of that is
+decided at *import* time from environment variables and the settings file, so `configure()` must
+run before the first `import ultralytics`:
+
+- YOLO_OFFLINE=1      `is_online()` returns False without any DNS lookup; ONLINE gates events,
+                      Sentry, pip-update checks and auto-install.
+- YOLO_AUTOINSTALL=0  `check_requirements` never runs pip.
+- YOLO_CONFIG_DIR     settings.json and fonts live in our cache (<cache>/ultralytics/Ultralytics/),
+                      never in ~/.config/Ultralytics.
+- settings.json       written before import: sync=False (no events, no Sentry), no integrations
+                      (clearml/comet/dvc/mlflow/raytune/tensorboard/wandb), api_key "" and
+                      ULTRALYTICS_API_KEY removed from this process (no Platform streaming), and
+                      datasets/weights/runs dirs inside our cache (never ./runs of the cwd).
+- Arial.ttf / Arial.Unicode.ttf  copies of matplotlib's DejaVuSans so `check_font` finds a font
+                      locally instead of downloading Arial.
+
+Callers must still pass amp=False (the AMP check downloads yolo26n.pt on CUDA), an absolute
+`project` and models built from local yaml/.pt files; train.py and the exporter do.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from edge.atomic import atomic_write_bytes, atomic_write_text
+from edge.errors import CctvkitError
+
+# Architecture files shipped inside ultralytics/cfg: models start from these unless given local weights.
+ARCH_YAML = {"detect": "yolo11n.yaml", "classify": "yolo11n-cls.yaml"}
+
+# Settings that keep Ultralytics offline; keys and types follow ultralytics.utils.SettingsManager.
+_OFFLINE_SETTINGS: dict[str, Any] = {
+    "sync": False,
+    "api_key": "",
+    "openai_api_key": "",
+    "clearml": False,
+    "comet": False,
+    "dvc": False,
+    "mlflow": False,
+    "raytune": False,
+    "tensorboard": False,
+    "wandb": False,
+    "vscode_msg": False,
+    "openvino_msg": False,
+}
+_SETTINGS_VERSION = "0.0.8"  # Ultralytics 8.3/8.4 schema; a newer schema keeps our values (it migrates them)
+
+# Ultralytics warnings about choices cctvkit makes on purpose (train.py caches images in RAM for speed).
+_KNOWN_NOISE = ("cache='ram' may produce non-deterministic",)
+
+_configured = False
+
+
+class _DropKnownNoise(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not any(s in str(record.msg) for s in _KNOWN_NOISE)
+
+
+def cache_dir() -> Path:
+    """cctvkit's cache root: $CCTVKIT_CACHE, else ~/.cache/cctvkit."""
+    env = os.environ.get("CCTVKIT_CACHE")
+    return Path(env).expanduser() if env else Path.home() / ".cache" / "cctvkit"
+
+
+def config_dir() -> Path:
+    """What YOLO_CONFIG_DIR is set to; Ultralytics appends 'Ultralytics' for its own files."""
+    return cache_dir() / "ultralytics"
+
+
+def user_config_dir() -> Path:
+    """Ultralytics' USER_CONFIG_DIR under our config dir: settings.json and the fonts live here."""
+    return config_dir() / "Ultralytics"
+
+
+def _dejavu_font() -> Path:
+    import matplotlib  # a dependency of ultralytics; its bundled font is our offline "Arial"
+
+    font = Path(matplotlib.get_data_path()) / "fonts" / "ttf" / "DejaVuSans.ttf"
+    if not font.is_file():
+        raise CctvkitError(
+            "matplotlib's bundled DejaVuSans.ttf is missing",
+            font,
+            "reinstall matplotlib (pip install -U matplotlib)",
+        )
+    return font
+
+
+def _prepare_user_dir(user_dir: Path, settings: bool = True) -> None:
+    """Fonts (and, for our own config dir, settings.json) in Ultralytics' USER_CONFIG_DIR."""
+    try:
+        user_dir.mkdir(parents=True, exist_ok=True)
+        font = _dejavu_font()
+        for name in ("Arial.ttf", "Arial.Unicode.ttf"):
+            dst = user_dir / name
+            if not dst.is_file() or dst.stat().st_size != font.stat().st_size:
+                atomic_write_bytes(dst, font.read_bytes())
+        if not settings:
+            return
+        settings_file = user_dir / "settings.json"
+        current: dict[str, Any] = {}
+        if settings_file.is_file():
+            with contextlib.suppress(OSError, ValueError):
+                current = json.loads(settings_file.read_text())
+        if not isinstance(current, dict):
+            current = {}
+        runs = cache_dir() / "ultralytics-runs"  # only used if someone forgets `project`; never the cwd
+        wanted = {
+            "settings_version": current.get("settings_version", _SETTINGS_VERSION),
+            "datasets_dir": str(cache_dir() / "datasets"),
+            "weights_dir": str(cache_dir() / "weights"),
+            "runs_dir": str(runs),
+            "uuid": current.get("uuid", "cctvkit-offline"),
+            **_OFFLINE_SETTINGS,
+        }
+        if any(current.get(k) != v for k, v in wanted.items()):
+            atomic_write_text(settings_file, json.dumps({**current, **wanted}, indent=2))
+    except OSError as e:
+        raise CctvkitError(
+            f"cannot prepare the Ultralytics config dir ({e})",
+            user_dir,
+            "make it writable or set CCTVKIT_CACHE to a writable folder",
+        ) from e
+
+
+def configure() -> Any:
+    """Set the environment, prepare the config dir, import ultralytics and lock its settings down.
+
+    Idempotent; returns the ultralytics module.
+    """
+    global _configured
+    if _configured:
+        return sys.modules["ultralytics"]
+    late = "ultralytics" in sys.modules
+    os.environ["YOLO_OFFLINE"] = "1"
+    os.environ["YOLO_AUTOINSTALL"] = "0"
+    os.environ["YOLO_CONFIG_DIR"] = str(config_dir())
+    os.environ.pop("ULTRALYTICS_API_KEY", None)  # would stream training to the Ultralytics Platform
+    _prepare_user_dir(user_config_dir())
+
+    import ultralytics
+    import ultralytics.utils as uu
+    import ultralytics.utils.checks as uchecks
+
+    if late:
+        # Someone imported ultralytics before us: import-time decisions used another config dir and a real
+        # DNS probe. Undo what can be undone so nothing goes out from here on.
+        _prepare_user_dir(
+            Path(uu.USER_CONFIG_DIR), settings=False
+        )  # the user's own settings stay as they are
+        uu.ONLINE = uchecks.ONLINE = False
+        uu.AUTOINSTALL = uchecks.AUTOINSTALL = False
+        logging.getLogger(__name__).warning(
+            "ultralytics was imported before trainer.yolo.offline.configure(); patched it to stay offline"
+        )
+    # In memory only: our settings.json already holds these; a late import's file is the user's own.
+    dict.update(uu.SETTINGS, _OFFLINE_SETTINGS)
+    with contextlib.suppress(ImportError, AttributeError):
+        import ultralytics.utils.events as uevents
+
+        uevents.events.enabled = False  # analytics queue: belt and braces on top of sync=False/offline
+    logging.getLogger("ultralytics").addFilter(_DropKnownNoise())
+    set_verbose(False)
+    _configured = True
+    return ultralytics
+
+
+def ultralytics_yolo() -> type:
+    """The YOLO class, from a configured (offline) Ultralytics."""
+    configure()
+    from ultralytics import YOLO
+
+    return YOLO
+
+
+def set_verbose(verbose: bool) -> None:
+    """INFO (Ultralytics' own progress bars and tables) or WARNING (quiet)."""
+    logger = logging.getLogger("ultralytics")
+    level = logging.INFO if verbose else logging.WARNING
+    logger.setLevel(level)
+    for handler in logger.handlers:
+        handler.setLevel(level)
+
+
+@contextlib.contextmanager
+def verbosity(verbose: bool) -> Iterator[None]:
+    """Ultralytics' logging at INFO/WARNING for the duration; quiet again afterwards."""
+    configure()
+    set_verbose(verbose)
+    try:
+        yield
+    finally:
+        set_verbose(False)
+
+
+def load_model(task: str, weights: Path | None = None) -> Any:
+    """A YOLO model for `task`: from local weights, else a fresh yolo11n architecture (no download).
+
+    A missing or unreadable .pt is a CctvkitError; a name like 'yolo11n.pt' is never looked up online.
+    """
+    if task not in ARCH_YAML:
+        raise CctvkitError(f"unknown task '{task}'", fix=f"choose one of: {', '.join(ARCH_YAML)}")
+    YOLO = ultralytics_yolo()
+    if weights is None:
+        return YOLO(ARCH_YAML[task], task=task)
+    weights = Path(weights)
+    if not weights.is_file():
+        raise CctvkitError("weights file not found", weights, "pass an existing local .pt file")
+    if weights.suffix != ".pt":
+        raise CctvkitError("weights must be an Ultralytics .pt file", weights, "pass a .pt file")
+    try:
+        model = YOLO(str(weights.resolve()))
+    except Exception as e:  # torch/pickle raise many types for a corrupt file
+        detail = (str(e).splitlines() or [""])[0].replace(str(weights.resolve()), "<file>")
+        raise CctvkitError(
+            f"cannot load the weights ({type(e).__name__}: {detail.replace('ERROR ❌️', '').strip()[:200]})",
+            weights,
+            "re-train or re-copy the .pt file",
+        ) from e
+    if model.task != task:
+        raise CctvkitError(
+            f"weights are a '{model.task}' model, expected '{task}'", weights, f"pass a {task} .pt file"
+        )
+    return model
