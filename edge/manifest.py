@@ -37,7 +37,8 @@ def hash_path(path: Path) -> str:
 
 class Manifest:
     def __init__(self, run_dir: Path, data: dict[str, Any]):
-        self.run_dir = Path(run_dir)
+        # Absolute, so entries stay right whatever the cwd and a relative --runs-dir never doubles up.
+        self.run_dir = Path(run_dir).resolve()
         self.data = data
 
     @property
@@ -88,9 +89,8 @@ class Manifest:
 
     # --- stages -----------------------------------------------------------------------------------
     def _entry(self, path: Path) -> dict[str, Any]:
-        path = Path(path)
-        rel = path.resolve().relative_to(self.run_dir.resolve()) if path.is_absolute() else path
-        full = self.run_dir / rel
+        full = Path(path).resolve()
+        rel = full.relative_to(self.run_dir)
         entry: dict[str, Any] = {"path": rel.as_posix(), "sha256": hash_path(full)}
         if full.is_dir():
             entry["files"] = sum(1 for q in full.rglob("*") if q.is_file())

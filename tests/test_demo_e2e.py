@@ -72,8 +72,9 @@ def test_demo_on_a_synthetic_video(tmp_path):
     video = synthetic_video.write_video(tmp_path / "walkers.avi", n_frames=80)
     cfg = tmp_path / "tiny.yaml"
     cfg.write_text(TINY)
-    proc = run_cli("trainer.cli", "demo", "--video", str(video), "--name", "synth", "--runs-dir",
-                   str(tmp_path / "runs"), "--config", str(cfg), "--no-progress", cwd=tmp_path)
+    # A relative --runs-dir, as a user types it.
+    proc = run_cli("trainer.cli", "demo", "--video", str(video), "--name", "synth", "--runs-dir", "runs",
+                   "--config", str(cfg), "--no-progress", cwd=tmp_path)
     assert "PSEUDO" in proc.stdout or "pseudo" in proc.stdout
     assert "stage times" in proc.stdout
     check_run(tmp_path / "runs" / "synth", tmp_path)
