@@ -1,5 +1,6 @@
-"""`edge`: the device-side tools. `edge detect` runs a model on images or a video file; `edge backends`
-lists the runtimes and why any is unavailable."""
+"""`edge`: the device-side tools. `edge run --config edge.yaml` is the inference daemon (systemd
+Type=notify); `edge detect` runs a model on images or a video file; `edge backends` lists the runtimes
+and why any is unavailable."""
 
 from __future__ import annotations
 
@@ -80,6 +81,16 @@ def cmd_backends(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_run(args: argparse.Namespace) -> int:
+    # Imported here: `edge detect`/`edge backends` need neither prometheus_client nor psutil.
+    from edge.config import load_config
+    from edge.daemon import run_daemon, setup_logging
+
+    cfg = load_config(args.config)
+    setup_logging(args.log_level or cfg.log_level)
+    return run_daemon(cfg)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="edge", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -90,6 +101,11 @@ def build_parser() -> argparse.ArgumentParser:
     det.add_argument("--backend", help="runtime (default: the one for the model's format)")
     det.add_argument("--threads", type=int, default=2)
     det.set_defaults(func=cmd_detect)
+    run = sub.add_parser("run", help="the inference daemon: camera -> model -> records, /metrics, systemd notify")
+    run.add_argument("--config", required=True, help="edge.yaml (see edge/config.py for every key)")
+    run.add_argument("--log-level", choices=["debug", "info", "warning", "error"],
+                     help="override log_level of the config")
+    run.set_defaults(func=cmd_run)
     sub.add_parser("backends", help="list the runtimes and why any is unavailable").set_defaults(func=cmd_backends)
     return parser
 

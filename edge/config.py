@@ -1,0 +1,190 @@
+"""The daemon's configuration: `edge run --config edge.yaml`.
+
+Every section rejects unknown keys; a mistake is reported on one line naming the YAML key and the fix.
+Relative paths are taken relative to the directory of the config file (systemd starts services in /).
+
+    model:                       # a model of a run (its sha256 is checked against the manifest) ...
+      manifest: runs/site1       #   run directory or its manifest.json
+      name: detector-onnx-int8
+      # file: person.onnx        # ... or a bare model file (.onnx/.tflite read their own metadata;
+      # spec: person.yaml        #   other formats need a ModelSpec YAML), optionally pinned by sha256:
+      # sha256: 3f2a...
+      backend: onnxruntime       # default: the runtime for the model's format
+      threads: 4
+      conf: 0.25                 # detectors: score threshold, NMS IoU
+      iou: 0.45
+      threshold: 0.5             # classifiers: person probability threshold
+    source:                      # one of the edge.sources plug-ins, chosen by `type`
+      type: v4l2
+      device: /dev/video0
+    capture:                     # reconnect backoff after a camera fault
+      backoff_initial_s: 0.5
+      backoff_max_s: 10.0
+      lossless: false            # true: every frame of a file goes through the model (benchmarks)
+    motion:                      # skip inference while nothing moves
+      enabled: true
+      threshold: 25              # grey-level change of a thumbnail pixel that counts as change
+      min_area: 0.002            # fraction of the thumbnail that must change
+      every: 1                   # compare every N-th frame
+      max_skip_s: 5.0            # re-check at least this often (a person standing still)
+      width: 64                  # thumbnail width in pixels
+    records:
+      jsonl: /var/lib/cctvkit/events.jsonl
+      sqlite: /var/lib/cctvkit/events.db
+      rotate_mb: 10              # start a new file at this size
+      max_total_mb: 100          # delete the oldest files beyond this total
+      keep: 10                   # and beyond this many rotated files
+      detection_interval_s: 0.0  # at most one detection event per interval (0: every frame with a person)
+      leave_after_s: 2.0         # no person for this long -> a "left" presence event
+      flush_every_s: 1.0         # SQLite commits at most this often (JSONL lines are written at once)
+    http:
+      enabled: true
+      host: 127.0.0.1            # loopback only unless you mean to expose it
+      port: 9108                 # 0: any free port (logged and sent to systemd as STATUS)
+      healthz_max_age_s: 10      # /healthz is 503 when the loop or the camera has been idle this long
+    watchdog:
+      enabled: true              # send WATCHDOG=1 when systemd asks for it (WatchdogSec=)
+    system:                      # where machine health is read (tests point these at a fake tree)
+      thermal_zone: /sys/class/thermal/thermal_zone0/temp
+      cpufreq: /sys/devices/system/cpu/cpu0/cpufreq/scaling_cur_freq
+      vcgencmd: vcgencmd
+      sample_interval_s: 1.0     # read them at most this often (vcgencmd forks a process)
+    log_level: info
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal, Self
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from edge.config_errors import load_yaml_config
+from edge.sources import SourceConfig, parse_source_config
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ModelConfig(_Section):
+    manifest: Path | None = None
+    name: str | None = None
+    file: Path | None = None
+    spec: Path | None = None
+    sha256: str | None = Field(default=None, pattern=r"^[0-9a-fA-F]{64}$")
+    backend: str | None = None
+    threads: int = Field(default=2, ge=1, le=64)
+    conf: float = Field(default=0.25, ge=0.0, lt=1.0)
+    iou: float = Field(default=0.45, gt=0.0, le=1.0)
+    threshold: float = Field(default=0.5, ge=0.0, le=1.0)
+
+    @model_validator(mode="after")
+    def _one_way_to_name_the_model(self) -> Self:
+        by_run = self.manifest is not None or self.name is not None
+        if by_run and self.file is not None:
+            raise ValueError("give either manifest + name or file, not both")
+        if by_run and (self.manifest is None or self.name is None):
+            raise ValueError("manifest and name go together: the run directory and the model in it")
+        if not by_run and self.file is None:
+            raise ValueError("name the model: manifest + name (a run) or file (a bare model file)")
+        if by_run and (self.spec is not None or self.sha256 is not None):
+            raise ValueError("spec and sha256 are for a bare file; a run's manifest carries both")
+        return self
+
+
+class MotionConfig(_Section):
+    enabled: bool = False
+    threshold: int = Field(default=25, ge=1, le=255)
+    min_area: float = Field(default=0.002, ge=0.0, le=1.0)
+    every: int = Field(default=1, ge=1)
+    max_skip_s: float = Field(default=5.0, ge=0.0)
+    width: int = Field(default=64, ge=8, le=1024)
+
+
+class CaptureConfig(_Section):
+    backoff_initial_s: float = Field(default=0.5, gt=0.0)
+    backoff_max_s: float = Field(default=10.0, gt=0.0)
+    lossless: bool = False  # process every frame of a file (tests, benchmarks); never for a live camera
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Self:
+        if self.backoff_max_s < self.backoff_initial_s:
+            raise ValueError("backoff_max_s must be at least backoff_initial_s")
+        return self
+
+
+class RecordsConfig(_Section):
+    jsonl: Path | None = None
+    sqlite: Path | None = None
+    rotate_mb: float = Field(default=10.0, gt=0.0)
+    max_total_mb: float = Field(default=100.0, gt=0.0)
+    keep: int = Field(default=10, ge=0)
+    detection_interval_s: float = Field(default=0.0, ge=0.0)
+    leave_after_s: float = Field(default=2.0, ge=0.0)
+    flush_every_s: float = Field(default=1.0, gt=0.0)
+
+    @model_validator(mode="after")
+    def _cap_holds_a_file(self) -> Self:
+        if self.max_total_mb < self.rotate_mb:
+            raise ValueError("max_total_mb must be at least rotate_mb, or every rotated file is deleted at once")
+        return self
+
+
+class HttpConfig(_Section):
+    enabled: bool = True
+    host: str = "127.0.0.1"
+    port: int = Field(default=9108, ge=0, le=65535)
+    healthz_max_age_s: float = Field(default=10.0, gt=0.0)
+
+
+class WatchdogConfig(_Section):
+    enabled: bool = True
+
+
+class SystemConfig(_Section):
+    thermal_zone: Path = Path("/sys/class/thermal/thermal_zone0/temp")
+    cpufreq: Path | None = Path("/sys/devices/system/cpu/cpu0/cpufreq/scaling_cur_freq")
+    vcgencmd: str = "vcgencmd"
+    sample_interval_s: float = Field(default=1.0, ge=0.0)
+
+
+class DaemonConfig(_Section):
+    model: ModelConfig
+    source: SourceConfig
+    capture: CaptureConfig = CaptureConfig()
+    motion: MotionConfig = MotionConfig()
+    records: RecordsConfig = RecordsConfig()
+    http: HttpConfig = HttpConfig()
+    watchdog: WatchdogConfig = WatchdogConfig()
+    system: SystemConfig = SystemConfig()
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+
+    def resolved(self, base: Path) -> DaemonConfig:
+        """A copy with relative paths made relative to `base` (the config file's directory)."""
+
+        def fix(p: Path | None) -> Path | None:
+            return p if p is None or p.is_absolute() else base / p
+
+        model = self.model.model_copy(update={k: fix(getattr(self.model, k)) for k in ("manifest", "file", "spec")})
+        records = self.records.model_copy(update={"jsonl": fix(self.records.jsonl), "sqlite": fix(self.records.sqlite)})
+        # Source plug-ins are another module's models: rebase whichever of their fields are paths.
+        src_paths = {k: fix(v) for k, v in self.source if isinstance(v, Path)}
+        source = self.source.model_copy(update=src_paths)
+        return self.model_copy(update={"model": model, "records": records, "source": source})
+
+
+def load_config(path: str | Path) -> DaemonConfig:
+    """Read and validate edge.yaml; CctvkitError naming the YAML key on any mistake."""
+    path = Path(path)
+    try:
+        doc = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError):
+        doc = None  # load_yaml_config below reports it
+    if isinstance(doc, dict) and isinstance(doc.get("source"), dict):
+        # The sources' own parser names a bad key of the chosen plug-in ("unknown key 'pathh' for a file
+        # source -- use one of: path, loop, ...") where pydantic's union error would only say "source".
+        parse_source_config(doc["source"], origin=f"{path}: source")
+    cfg: DaemonConfig = load_yaml_config(path, DaemonConfig)
+    return cfg.resolved(path.resolve().parent)
