@@ -111,7 +111,7 @@ def const_onnx() -> Callable[..., Path]:
     return build_const_onnx
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def shared_data() -> Path:
     if not (SHARED / "models").is_dir():
         pytest.skip("needs ../shared/data")

@@ -1,0 +1,129 @@
+"""Shared by the benchmark scripts: where the data is, which models to run, frames of a looping video."""
+
+from __future__ import annotations
+
+import ast
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from edge.errors import CctvkitError
+from edge.manifest import Manifest
+from edge.types import ModelSpec
+
+ROOT = Path(__file__).resolve().parents[1]
+VTEST = ROOT.parent / "shared" / "data" / "vtest" / "vtest.avi"
+DEMO_RUN = Path("/tmp/fresh/runs/demo")
+
+
+@dataclass(frozen=True)
+class Case:
+    """One model file to benchmark, with the spec edge reads it with."""
+
+    label: str
+    path: Path
+    spec: ModelSpec
+
+
+def check_video(path: Path) -> Path:
+    cap = cv2.VideoCapture(str(path))
+    ok = cap.isOpened() and cap.read()[0]
+    cap.release()
+    if not ok:
+        raise CctvkitError("cannot decode the video", path, "pass --video with a video OpenCV can read")
+    return path
+
+
+def frames(path: Path, skip: int = 0) -> Iterator[np.ndarray]:
+    """Decoded BGR frames from frame `skip` on, the video looping forever (re-opened at its end).
+    Skipped frames are decoded before the first yield, so callers that time the loop do not pay for them."""
+    cap = cv2.VideoCapture(str(path))
+    try:
+        for _ in range(skip):
+            if not cap.grab():
+                cap.release()
+                cap = cv2.VideoCapture(str(path))
+        while True:
+            ok, frame = cap.read()
+            if not ok:
+                cap.release()
+                cap = cv2.VideoCapture(str(path))
+                ok, frame = cap.read()
+                if not ok:
+                    raise CctvkitError("the video yields no frames", path, "pass another --video")
+            yield frame
+    finally:
+        cap.release()
+
+
+def spec_from_onnx(path: Path) -> ModelSpec:
+    """A ModelSpec for an Ultralytics-exported detector ONNX, from the metadata Ultralytics writes into it."""
+    import onnxruntime as ort
+
+    if not path.is_file():
+        raise CctvkitError("model file not found", path, "pass an existing .onnx file")
+    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    meta = sess.get_modelmeta().custom_metadata_map
+    try:
+        names_map = ast.literal_eval(meta["names"])
+        imgsz = tuple(int(v) for v in ast.literal_eval(meta["imgsz"]))
+    except (KeyError, ValueError, SyntaxError) as e:
+        raise CctvkitError(
+            "no Ultralytics metadata (names, imgsz) in the ONNX file",
+            path,
+            "pass --run with a manifest instead",
+        ) from e
+    names = [str(names_map[k]) for k in sorted(names_map)]
+    if meta.get("task", "detect") != "detect":
+        raise CctvkitError(f"a {meta.get('task')} model, not a detector", path, "pass a detector ONNX")
+    return ModelSpec(
+        task="detect",
+        format="onnx",
+        precision="fp32",
+        path=str(path),
+        imgsz=(imgsz[0], imgsz[-1]),
+        class_names=names,
+        person_class=names.index("person") if "person" in names else 0,
+    )
+
+
+def run_case(run_dir: Path, name: str) -> Case:
+    manifest = Manifest.load(run_dir)
+    path = manifest.model_path(name)  # checks the sha256 recorded in the manifest
+    spec = manifest.models()[name]
+    if spec.format != "onnx" or spec.task != "detect":
+        raise CctvkitError(
+            f"model '{name}' is a {spec.format} {spec.task} model",
+            run_dir,
+            "pick an ONNX detector with --model",
+        )
+    return Case(f"{name} @{spec.imgsz[0]}", path, spec)
+
+
+def exported_case(run_dir: Path, imgsz: int, work_dir: Path) -> Case:
+    """The run's trained detector.pt exported to ONNX at `imgsz` (reused when already exported from the
+    same .pt), for sizes the run did not export itself."""
+    from export.onnx_export import export_onnx
+
+    manifest = Manifest.load(run_dir)
+    pt = manifest.output("train", "detector.pt")
+    out = work_dir / f"{run_dir.name}-detector-{imgsz}.onnx"
+    if out.is_file() and out.stat().st_mtime >= pt.stat().st_mtime:
+        spec = spec_from_onnx(out)
+    else:
+        work_dir.mkdir(parents=True, exist_ok=True)
+        spec = export_onnx(pt, out, task="detect", imgsz=imgsz)
+    spec = ModelSpec.from_json({**spec.to_json(), "path": str(out)})
+    return Case(f"{pt.name} exported @{imgsz}", out, spec)
+
+
+def default_threads() -> int:
+    """All the cores this process may use: what ONNX Runtime picks when nobody sets a count."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
