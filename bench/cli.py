@@ -8,7 +8,7 @@ from pathlib import Path
 
 from rich.console import Console
 
-from edge.errors import CctvkitError
+from edge.errors import run_command
 from edge.manifest import Manifest
 
 
@@ -43,11 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    try:
-        return int(args.func(args))
-    except CctvkitError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    return run_command(args.func, args)
 
 
 if __name__ == "__main__":

@@ -16,7 +16,7 @@ import numpy as np
 
 from edge.backends import available_backends
 from edge.detector import Classifier, Detector, load_from_manifest
-from edge.errors import CctvkitError
+from edge.errors import CctvkitError, run_command
 from edge.formats.yolo import IMAGE_SUFFIXES, list_images
 from edge.manifest import Manifest
 
@@ -112,11 +112,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    try:
-        return int(args.func(args))
-    except CctvkitError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    return run_command(args.func, args)
 
 
 if __name__ == "__main__":

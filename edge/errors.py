@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 
 class CctvkitError(Exception):
@@ -17,3 +20,15 @@ class CctvkitError(Exception):
         if fix:
             text = f"{text} -- {fix}"
         super().__init__(text)
+
+
+def run_command(func: Callable[[Any], int], args: Any) -> int:
+    """What every cctvkit CLI does with a parsed command: a user error becomes one line on stderr, exit 2."""
+    try:
+        return int(func(args))
+    except CctvkitError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130

@@ -12,7 +12,7 @@ from rich.table import Table
 
 from edge.atomic import atomic_dir
 from edge.config_errors import load_yaml_config
-from edge.errors import CctvkitError
+from edge.errors import CctvkitError, run_command
 from edge.manifest import Manifest
 from trainer import pipeline
 from trainer.config import PipelineConfig, quick_config
@@ -136,14 +136,7 @@ def _common(p: argparse.ArgumentParser) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    try:
-        return int(args.func(args))
-    except CctvkitError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
+    return run_command(args.func, args)
 
 
 if __name__ == "__main__":
