@@ -156,14 +156,22 @@ class Manifest:
         return full
 
     # --- models -----------------------------------------------------------------------------------
+    def _extra_paths(self, spec: ModelSpec) -> dict[str, Path]:
+        """Files a model needs beside its main file (the ncnn .bin); they live next to it, as the backends
+        look for them."""
+        folder = (self.run_dir / spec.path).parent
+        return {Path(f).name: folder / Path(f).name for f in spec.extra_files}
+
     def add_model(self, name: str, spec: ModelSpec) -> None:
         full = self.run_dir / spec.path
         d = spec.to_json()
         d["sha256"] = sha256_file(full)
+        d["extra_sha256"] = {k: sha256_file(p) for k, p in self._extra_paths(spec).items()}
         self.data["models"][name] = d
 
     def models(self, task: str | None = None) -> dict[str, ModelSpec]:
-        out = {n: ModelSpec.from_json(d) for n, d in self.data.get("models", {}).items()}
+        out = {n: ModelSpec.from_json({k: v for k, v in d.items() if k != "extra_sha256"})
+               for n, d in self.data.get("models", {}).items()}
         return {n: s for n, s in out.items() if task is None or s.task == task}
 
     def model_path(self, name: str, verify: bool = True) -> Path:
@@ -175,4 +183,8 @@ class Manifest:
                 f"choose one of: {', '.join(sorted(specs)) or 'none'}",
             )
         spec = specs[name]
+        extra_sha = self.data["models"][name].get("extra_sha256", {})
+        for fname, path in self._extra_paths(spec).items():
+            if fname in extra_sha:
+                self.verified({"path": path.relative_to(self.run_dir).as_posix(), "sha256": extra_sha[fname]}, verify)
         return self.verified({"path": spec.path, "sha256": spec.sha256}, verify)

@@ -91,3 +91,18 @@ def test_atomic_dir_replaces_existing(tmp_path):
         (tmp / "new").write_text("new")
     assert sorted(p.name for p in final.iterdir()) == ["new"]
     assert sha256_tree(final) != ""
+
+
+def test_ncnn_weights_beside_the_param_are_checked_too(tmp_path):
+    run, m = _run(tmp_path)
+    (run / "export").mkdir()
+    (run / "export" / "det.param").write_text("7767517\n")
+    (run / "export" / "det.bin").write_bytes(b"weights")
+    spec = ModelSpec(task="detect", format="ncnn", precision="int8", path="export/det.param", imgsz=(320, 320),
+                     class_names=["person"], extra_files=["det.bin"])
+    m.add_model("det", spec)
+    m.save()
+    assert Manifest.load(run).model_path("det") == run / "export" / "det.param"
+    (run / "export" / "det.bin").write_bytes(b"other weights")
+    with pytest.raises(CctvkitError, match=r"det\.bin: sha256 does not match"):
+        Manifest.load(run).model_path("det")
