@@ -23,7 +23,7 @@ TINY = """
 scene: {plate_frames: 30, calib_frames: 40, scan_stride: 1, holdout_frames: 12}
 compose: {n_images: 48, cls_size: 64}
 train: {detector_epochs: 1, detector_imgsz: 96, classifier_epochs: 1, classifier_imgsz: 32, batch: 8, workers: 0}
-export: {calibration_images: 32}
+export: {calibration_images: 32, formats: [onnx, ncnn]}
 eval: {max_frames: 12}
 """
 
@@ -36,19 +36,22 @@ def run_cli(module: str, *args: str, cwd: Path) -> subprocess.CompletedProcess:
     return proc
 
 
-def check_run(run: Path, tmp_path: Path) -> dict:
+ONNX_MODELS = ["classifier-onnx-fp32", "classifier-onnx-int8", "detector-onnx-fp32", "detector-onnx-int8"]
+NCNN_MODELS = ["classifier-ncnn-fp32", "classifier-ncnn-int8", "detector-ncnn-fp32", "detector-ncnn-int8"]
+
+
+def check_run(run: Path, tmp_path: Path, expected_models: list[str]) -> dict:
     manifest = Manifest.load(run)
     assert manifest.data["complete"] is True
     assert list(manifest.data["stages"]) == ["scene", "compose", "train", "export", "bench"]
     models = manifest.models()
-    assert sorted(models) == ["classifier-onnx-fp32", "classifier-onnx-int8", "detector-onnx-fp32",
-                              "detector-onnx-int8"]
+    assert sorted(models) == sorted(expected_models)
     for name in models:
         manifest.model_path(name)  # exists and matches its sha256
     assert models["classifier-onnx-fp32"].class_names[models["classifier-onnx-fp32"].person_class] == "person"
     result = json.loads((run / "bench" / "results.json").read_text())
     assert "pseudo" in result["labels"]
-    assert len(result["rows"]) == 4
+    assert len(result["rows"]) == len(expected_models)
     for row in result["rows"]:
         assert row["fps_e2e"] > 0 and row["latency_p95_ms"] >= row["latency_p50_ms"] > 0
         key = "map50" if row["task"] == "detect" else "accuracy"
@@ -77,12 +80,12 @@ def test_demo_on_a_synthetic_video(tmp_path):
                    "--config", str(cfg), "--no-progress", cwd=tmp_path)
     assert "PSEUDO" in proc.stdout or "pseudo" in proc.stdout
     assert "stage times" in proc.stdout
-    check_run(tmp_path / "runs" / "synth", tmp_path)
+    check_run(tmp_path / "runs" / "synth", tmp_path, ONNX_MODELS + NCNN_MODELS)
 
 
 @pytest.mark.real
 def test_quick_demo_on_vtest(vtest_video, tmp_path):
     run_cli("trainer.cli", "demo", "--video", str(vtest_video), "--name", "vtest", "--runs-dir",
             str(tmp_path / "runs"), "--quick", "--no-progress", cwd=tmp_path)
-    result = check_run(tmp_path / "runs" / "vtest", tmp_path)
+    result = check_run(tmp_path / "runs" / "vtest", tmp_path, ONNX_MODELS)
     assert result["frames_with_person"] >= 0.8 * result["frames"]  # people walk through the whole video

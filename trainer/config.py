@@ -30,6 +30,8 @@ class TrainParams(Strict):
 
 
 class ExportParams(Strict):
+    # ONNX (FP32 + INT8) always; "ncnn" adds FP32 + INT8 ncnn models (pnnx + our own INT8 quantiser).
+    formats: list[Literal["onnx", "ncnn"]] = ["onnx"]
     calibration_images: int = Field(300, ge=32)
     activation_type: Literal["U8", "S8"] = "U8"
     method: Literal["MinMax", "Entropy", "Percentile"] = "MinMax"

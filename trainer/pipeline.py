@@ -117,12 +117,16 @@ def run_export(manifest: Manifest, cfg: PipelineConfig, progress: bool = True) -
             int8_path = out / f"{tag}-int8.onnx"
             spec8 = quantize_onnx_int8(fp32_path, int8_path, spec32, calib, activation_type=p.activation_type,
                                        method=p.method)
-            for prec, spec, path in (("fp32", spec32, fp32_path), ("int8", spec8, int8_path)):
-                name = f"{tag}-onnx-{prec}"
+            made = [("onnx", "fp32", spec32, [fp32_path]), ("onnx", "int8", spec8, [int8_path])]
+            if "ncnn" in p.formats:
+                made += _export_ncnn(pt, out, task, imgsz, calib)
+            for fmt, prec, spec, paths in made:
+                name = f"{tag}-{fmt}-{prec}"
                 # Paths in specs are relative to the run directory, where the stage folder will sit.
-                specs[name] = _with_path(spec, f"export/{path.name}")
-                outputs[path.name] = path
-                summary[name] = {"size_mb": round(path.stat().st_size / 1e6, 2)}
+                specs[name] = _with_path(spec, f"export/{paths[0].name}")
+                for path in paths:
+                    outputs[path.name] = path
+                summary[name] = {"size_mb": round(sum(q.stat().st_size for q in paths) / 1e6, 2)}
             summary[f"{tag}-calibration-images"] = len(calib)
         return {"params": p.model_dump(), "inputs": {"detector.pt": detector_pt, "classifier.pt": classifier_pt},
                 "outputs": outputs, "summary": summary}
@@ -132,6 +136,21 @@ def run_export(manifest: Manifest, cfg: PipelineConfig, progress: bool = True) -
         manifest.add_model(name, spec)
     manifest.save()
     return entry
+
+
+def _export_ncnn(pt: Path, out: Path, task: str, imgsz: int, calib: list[Path]) -> list[tuple[str, str, ModelSpec, list[Path]]]:
+    """FP32 ncnn via pnnx, then INT8 by our own quantiser; each as (format, precision, spec, [param, bin])."""
+    from export.ncnn_export import export_ncnn
+    from export.ncnn_int8 import quantize_ncnn_int8
+
+    made = []
+    tag = Path(pt).stem
+    spec32 = export_ncnn(pt, out, task=task, imgsz=imgsz, name=f"{tag}-ncnn-fp32")
+    param32 = out / spec32.path
+    spec8 = quantize_ncnn_int8(param32, out / spec32.extra_files[0], out, spec32, calib, name=f"{tag}-ncnn-int8")
+    for prec, spec in (("fp32", spec32), ("int8", spec8)):
+        made.append(("ncnn", prec, spec, [out / spec.path, out / spec.extra_files[0]]))
+    return made
 
 
 def _with_path(spec: ModelSpec, rel: str) -> ModelSpec:
