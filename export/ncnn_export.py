@@ -26,7 +26,7 @@ from edge.atomic import sha256_file
 from edge.backends.ncnn import parse_param_blobs
 from edge.errors import CctvkitError
 from edge.types import ModelSpec
-from export.onnx_export import TASKS, _imgsz, expected_output_shape
+from export.onnx_export import check_person_model, expected_output_shape
 
 PNNX_TIMEOUT_S = 900  # yolo11n takes ~2 s; a hung pnnx must not hang the export stage
 MIN_COSINE = {"fp32": 0.9999, "fp16": 0.999}  # ncnn vs TorchScript output on one test input
@@ -157,18 +157,8 @@ def export_ncnn(
     """
     from trainer.yolo.offline import load_model, verbosity
 
-    if task not in TASKS:
-        raise CctvkitError(f"unknown task '{task}'", fix=f"choose one of: {', '.join(TASKS)}")
     pt_path, out_dir = Path(pt_path), Path(out_dir)
-    h, w = _imgsz(imgsz, task)
-    if not pt_path.is_file():
-        raise CctvkitError("model file not found", pt_path, "train first (`trainer train`)")
-    names_map = load_model(task, pt_path).names  # errors name the user's file; nothing written yet
-    class_names = [str(names_map[k]) for k in sorted(names_map)]
-    if "person" not in class_names:
-        raise CctvkitError(
-            f"the model has no 'person' class (classes: {class_names})", pt_path, "train on person labels"
-        )
+    (h, w), class_names = check_person_model(pt_path, task, imgsz)
     precision = "fp16" if fp16 else "fp32"
     name = name or f"{pt_path.stem}-{precision}"
     param_out, bin_out = out_dir / f"{name}.param", out_dir / f"{name}.bin"

@@ -19,6 +19,25 @@ TASKS = ("detect", "classify")
 STRIDES = (8, 16, 32)  # YOLO11 detect head levels (P3-P5)
 
 
+def check_person_model(pt_path: Path, task: str, imgsz: int | tuple[int, int]) -> tuple[tuple[int, int], list[str]]:
+    """Before any exporter writes a byte: the task is known, the .pt loads and has a 'person' class.
+    Returns ((h, w), class names); errors name the user's file."""
+    from trainer.yolo.offline import load_model
+
+    if task not in TASKS:
+        raise CctvkitError(f"unknown task '{task}'", fix=f"choose one of: {', '.join(TASKS)}")
+    hw = _imgsz(imgsz, task)
+    if not Path(pt_path).is_file():
+        raise CctvkitError("model file not found", pt_path, "train first (`trainer train`)")
+    names_map = load_model(task, Path(pt_path)).names
+    class_names = [str(names_map[k]) for k in sorted(names_map)]
+    if "person" not in class_names:
+        raise CctvkitError(
+            f"the model has no 'person' class (classes: {class_names})", pt_path, "train on person labels"
+        )
+    return hw, class_names
+
+
 def _imgsz(imgsz: int | tuple[int, int], task: str) -> tuple[int, int]:
     h, w = (int(imgsz), int(imgsz)) if isinstance(imgsz, int) else (int(imgsz[0]), int(imgsz[1]))
     if task == "detect" and (h % 32 or w % 32):
@@ -87,18 +106,8 @@ def export_onnx(
     """
     from trainer.yolo.offline import load_model, verbosity
 
-    if task not in TASKS:
-        raise CctvkitError(f"unknown task '{task}'", fix=f"choose one of: {', '.join(TASKS)}")
     pt_path, out_path = Path(pt_path), Path(out_path)
-    h, w = _imgsz(imgsz, task)
-    if not pt_path.is_file():
-        raise CctvkitError("model file not found", pt_path, "train first (`trainer train`)")
-    names_map = load_model(task, pt_path).names  # errors name the user's file; nothing written yet
-    class_names = [str(names_map[k]) for k in sorted(names_map)]
-    if "person" not in class_names:
-        raise CctvkitError(
-            f"the model has no 'person' class (classes: {class_names})", pt_path, "train on person labels"
-        )
+    (h, w), class_names = check_person_model(pt_path, task, imgsz)
     out_path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_path.name}.", dir=out_path.parent))
     try:
