@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 # torch is pinned to the release this project is tested with; override for another platform, e.g.
 # make setup TORCH="torch==2.9.1 torchvision==0.24.1" (aarch64 CPU builds).
 TORCH ?= torch==2.14.1 torchvision==0.29.1
-EXTRAS ?= edge,trainer,export,dev
+EXTRAS ?= edge,trainer,export,export-litert,dev
 
 .PHONY: setup demo test lint typecheck unit clean
 
