@@ -99,7 +99,10 @@ def bench_classifier(cls: Classifier, frames: list[np.ndarray], truth: np.ndarra
 def evaluate_run(manifest: Manifest, *, threads: int = 2, conf: float = 0.25, iou: float = 0.45,
                  max_frames: int = 120, progress: bool = True) -> dict[str, Any]:
     frames, gts = load_holdout(manifest, max_frames)
-    plate = cv2.imread(str(manifest.output("scene", "plate.png")))
+    plate_path = manifest.output("scene", "plate.png")
+    plate = cv2.imread(str(plate_path))
+    if plate is None:
+        raise CctvkitError("cannot decode the background plate", plate_path, "re-run `trainer scene`")
     erased = [erase_people(f, xyxy, plate) for f, (_, xyxy) in zip(frames, gts, strict=True)]
     has_person = np.array([len(c) > 0 for c, _ in gts])
     cls_frames = frames + erased

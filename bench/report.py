@@ -1,4 +1,8 @@
-"""Bench results as files (JSON, Markdown) and as a terminal table; shared by `bench` and `trainer`."""
+"""Bench results as files (JSON, CSV, Markdown, PNG) and as a terminal table; shared by `bench` and `trainer`.
+
+Two result shapes: the demo's bench stage (schema 1, "rows") and `bench run` (schema 2, "cells", see
+bench/schema.py). results_table and write_reports accept both, so the trainer's summary keeps working.
+"""
 
 from __future__ import annotations
 
@@ -31,6 +35,10 @@ def _cells(row: dict[str, Any]) -> list[str]:
 
 
 def results_table(result: dict[str, Any]) -> Table:
+    if "cells" in result:
+        from bench.report_v2 import matrix_table
+
+        return matrix_table(result)
     table = Table(title=f"{result['run']}: {result['frames']} held-out frames; labels: {result['labels']}",
                   caption=f"latency: {result['latency']}; classifier negatives: {result['classifier_negatives']}")
     for header, _, _ in COLUMNS:
@@ -42,6 +50,10 @@ def results_table(result: dict[str, Any]) -> Table:
 
 
 def write_reports(result: dict[str, Any], out_dir: Path) -> dict[str, Path]:
+    if "cells" in result:
+        from bench.report_v2 import write_matrix_reports
+
+        return write_matrix_reports(result, out_dir)
     json_path = atomic_write_text(out_dir / "results.json", json.dumps(result, indent=2) + "\n")
     lines = [f"# bench: {result['run']}", "", f"- frames: {result['frames']} held-out video frames",
              f"- labels: {result['labels']}", f"- classifier negatives: {result['classifier_negatives']}",

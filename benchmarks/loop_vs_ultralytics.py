@@ -3,14 +3,21 @@
     .venv/bin/python benchmarks/loop_vs_ultralytics.py                  # the demo run, 320 and 640
     .venv/bin/python benchmarks/loop_vs_ultralytics.py --run runs/x --frames 300 --json out.json
     .venv/bin/python benchmarks/loop_vs_ultralytics.py --onnx a.onnx --onnx b.onnx --no-640
+    .venv/bin/python benchmarks/loop_vs_ultralytics.py --workers 2 --worker-threads 1   # + the worker pool
 
 Each loop decodes the frames of the video, runs the detector on them and holds the results:
   edge:          cv2 read -> Detector.detect(frame)             (edge/detector.py, numpy pre/post)
   edge+capture:  the daemon's structure: edge.sources Capture thread decodes (lossless: every frame)
                  while the loop runs Detector.detect on the previous frame
+  edge+workers:  with --workers N > 1, the daemon's model.workers: the Capture thread decodes while N
+                 Detector instances of --worker-threads threads each take the newest frames on N threads
+                 (edge/workers.py WorkerPool, what `edge run` uses); more frames per second, but each
+                 frame runs on fewer threads, so its latency (frame taken -> result) goes up
   ultralytics:   cv2 read -> YOLO(model_file).predict(frame)    (Ultralytics' torch pre/post, Results)
-Same .onnx file, same ONNX Runtime session options and thread count (Ultralytics' own session is replaced
-with edge's ort_session unless --ultralytics-session default), same imgsz, conf, iou, classes and max_det.
+Same .onnx file, same ONNX Runtime session options and thread count --threads (Ultralytics' own session is
+replaced with edge's ort_session unless --ultralytics-session default), same imgsz, conf, iou, classes and
+max_det. Latency per frame: pre + inference + post of one frame (edge+workers: from the moment a worker
+takes the frame to its result), median over the frames.
 The loops alternate in rounds over the same frames (ABC CBA order) so load from anything else on the
 machine falls on both alike. Goals (issue 3): edge FPS >= 1.5x Ultralytics; edge pre + post <= 10 % of
 inference time at imgsz 320 and 640.
@@ -20,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import sys
 import time
 from dataclasses import dataclass, field
@@ -47,6 +55,8 @@ class Tally:
     infer_ms: float = 0.0
     post_ms: float = 0.0
     counts: list[int] = field(default_factory=list)
+    latency_ms: list[float] = field(default_factory=list)
+    by_frame: dict[int, int] = field(default_factory=dict)  # edge+workers: persons by frame position
 
     @property
     def fps(self) -> float:
@@ -54,6 +64,9 @@ class Tally:
 
     def per_frame(self, ms: float) -> float:
         return ms / self.frames if self.frames else 0.0
+
+    def latency_p50(self) -> float:
+        return float(statistics.median(self.latency_ms)) if self.latency_ms else 0.0
 
 
 class EdgeLoop:
@@ -74,6 +87,7 @@ class EdgeLoop:
             tally.pre_ms += t.pre_ms
             tally.infer_ms += t.infer_ms
             tally.post_ms += t.post_ms
+            tally.latency_ms.append(t.total_ms)
             tally.counts.append(len(dets))
         tally.seconds += time.perf_counter() - t0
         tally.frames += n
@@ -99,6 +113,7 @@ class EdgeCaptureLoop(EdgeLoop):
                 tally.pre_ms += t.pre_ms
                 tally.infer_ms += t.infer_ms
                 tally.post_ms += t.post_ms
+                tally.latency_ms.append(t.total_ms)
                 tally.counts.append(len(dets))
             tally.seconds += time.perf_counter() - t0
         tally.frames += n
@@ -109,6 +124,51 @@ class EdgeCaptureLoop(EdgeLoop):
         if frame is None:
             raise CctvkitError("the capture thread delivered no frame in 10 s", fix="check the video")
         return frame.image
+
+
+class EdgeWorkersLoop:
+    """The daemon with model.workers = N: the Capture thread decodes (lossless) while a WorkerPool of N
+    Detectors, `threads` runtime threads each, takes the newest frames on N threads (edge/workers.py)."""
+
+    name = "edge+workers"
+
+    def __init__(self, case: Case, workers: int, threads: int, conf: float, iou: float, max_det: int):
+        self.workers, self.threads = workers, threads
+        self.dets = [
+            Detector(case.spec, case.path, backend="onnxruntime", threads=threads, conf=conf, iou=iou,
+                     classes=[case.spec.person_class], max_det=max_det)
+            for _ in range(workers)
+        ]  # fmt: skip
+
+    @staticmethod
+    def _infer(det: Detector, image: Any, index: int) -> tuple[int, None]:
+        return len(det.detect(image)), None
+
+    def run(self, video: Path, skip: int, n: int, tally: Tally) -> None:
+        from edge.sources import Capture, make_source
+        from edge.workers import WorkerPool
+
+        src = make_source({"type": "file", "path": str(video), "loop": True, "realtime": False})
+        with Capture(src, lossless=True) as cap:
+            for _ in range(skip):  # untimed; frame numbers go on counting, so frame i is position i
+                EdgeCaptureLoop._next(cap)
+            pool = WorkerPool(self.dets, self._infer, cap)
+            t0 = time.perf_counter()
+            pool.start()
+            try:
+                for _ in range(n):  # the first n results; workers may have a frame or two more in hand
+                    r = pool.get(timeout=10.0)
+                    if r is None:
+                        raise CctvkitError("the workers delivered no result in 10 s", fix="check the video")
+                    tally.pre_ms += r.timing.pre_ms
+                    tally.infer_ms += r.timing.infer_ms
+                    tally.post_ms += r.timing.post_ms
+                    tally.latency_ms.append((r.done - r.taken) * 1e3)
+                    tally.by_frame[r.index] = r.count
+                tally.seconds += time.perf_counter() - t0
+            finally:
+                pool.join(5.0)
+        tally.frames += n
 
 
 class UltralyticsLoop:
@@ -148,6 +208,7 @@ class UltralyticsLoop:
             tally.pre_ms += sp["preprocess"]
             tally.infer_ms += sp["inference"]
             tally.post_ms += sp["postprocess"]
+            tally.latency_ms.append(sp["preprocess"] + sp["inference"] + sp["postprocess"])
             tally.counts.append(len(result.boxes))
         tally.seconds += time.perf_counter() - t0
         tally.frames += n
@@ -159,6 +220,10 @@ def bench_case(case: Case, args: argparse.Namespace) -> dict[str, Any]:
     daemon = EdgeCaptureLoop(case, args.threads, args.conf, args.iou, args.max_det)
     ultra = UltralyticsLoop(case, args.threads, args.conf, args.iou, args.max_det, args.ultralytics_session)
     loops: list[Any] = [edge, daemon, ultra]
+    pool = None
+    if args.workers > 1:
+        pool = EdgeWorkersLoop(case, args.workers, args.worker_threads, args.conf, args.iou, args.max_det)
+        loops.insert(2, pool)
     tallies = {loop.name: Tally() for loop in loops}
     for r in range(args.rounds):
         for loop in loops if r % 2 == 0 else loops[::-1]:
@@ -167,6 +232,7 @@ def bench_case(case: Case, args: argparse.Namespace) -> dict[str, Any]:
             console.print(f"  round {r + 1}/{args.rounds} {loop.name:12s} {t.fps:6.1f} FPS so far")
     e, d, u = tallies["edge"], tallies["edge+capture"], tallies["ultralytics"]
     same = sum(a == b for a, b in zip(e.counts, u.counts, strict=True))
+    lat = {name: round(t.latency_p50(), 2) for name, t in tallies.items()}
     out = {
         "case": case.label,
         "model": str(case.path),
@@ -184,7 +250,17 @@ def bench_case(case: Case, args: argparse.Namespace) -> dict[str, Any]:
         "edge_pre_post_pct_of_infer": round(100 * (e.pre_ms + e.post_ms) / e.infer_ms, 2),
         "person_count_same_pct": round(100 * same / len(e.counts), 1),
         "persons_per_frame": {"edge": round(sum(e.counts) / e.frames, 2), "ultralytics": round(sum(u.counts) / u.frames, 2)},
+        "latency_p50_ms": lat,
     }  # fmt: skip
+    if pool is not None:
+        w = tallies[pool.name]
+        # The same model on the same frames: the pool must find what the sequential loop found.
+        agree = [w.by_frame[i] == e.counts[i] for i in w.by_frame if i < len(e.counts)]
+        out["workers"] = {
+            "workers": pool.workers, "threads_per_worker": pool.threads, "fps": round(w.fps, 2),
+            "fps_ratio": round(w.fps / u.fps, 3) if u.fps else None,
+            "latency_p50_ms": lat[pool.name], "same_count_as_edge_pct": round(100 * sum(agree) / max(1, len(agree)), 1),
+        }  # fmt: skip
     return out
 
 
@@ -208,14 +284,34 @@ def report(results: list[dict[str, Any]]) -> None:
         )  # fmt: skip
     console.print(table)
     for r in results:
-        ratio = max(r["fps_ratio"] or 0.0, r["capture_fps_ratio"] or 0.0)
+        lat = r["latency_p50_ms"]
+        console.print(
+            f"{r['case']}: latency per frame (p50) edge {lat['edge']:.1f} ms, edge+capture "
+            f"{lat['edge+capture']:.1f} ms, ultralytics {lat['ultralytics']:.1f} ms"
+        )
+        if "workers" in r:
+            w = r["workers"]
+            console.print(
+                f"{r['case']}: edge+workers {w['workers']} x {w['threads_per_worker']} threads: "
+                f"{w['fps']:.1f} FPS = {w['fps_ratio']:.2f}x Ultralytics ({r['ultralytics_fps']:.1f} FPS, "
+                f"{r['threads']} threads); latency per frame (p50) {w['latency_p50_ms']:.1f} ms against "
+                f"{lat['edge+capture']:.1f} ms for one worker x {r['threads']} threads; same person count as "
+                f"edge on {w['same_count_as_edge_pct']:.0f} % of frames"
+            )
+    for r in results:
+        ratio = max(r["fps_ratio"] or 0.0, r["capture_fps_ratio"] or 0.0, (r.get("workers") or {}).get("fps_ratio") or 0.0)
         console.print(
             f"{r['case']}: FPS ratio {r['fps_ratio']:.2f}x sequential, {r['capture_fps_ratio']:.2f}x with the "
-            f"capture thread ({'meets' if ratio >= 1.5 else 'MISSES'} >= 1.5x); "
+            f"capture thread{workers_note(r)} ({'meets' if ratio >= 1.5 else 'MISSES'} >= 1.5x); "
             f"pre+post {r['edge_pre_post_pct_of_infer']:.1f} % of inference "
             f"({'meets' if r['edge_pre_post_pct_of_infer'] <= 10 else 'MISSES'} <= 10 %); "
             f"Ultralytics session: {r['ultralytics_session']}"
         )
+
+
+def workers_note(r: dict[str, Any]) -> str:
+    w = r.get("workers")
+    return f", {w['fps_ratio']:.2f}x with {w['workers']} workers x {w['threads_per_worker']} threads" if w else ""
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -237,6 +333,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--frames", type=int, default=150, help="frames per loop per round")
     p.add_argument("--rounds", type=int, default=2, help="alternating rounds (ABBA order)")
     p.add_argument("--threads", type=int, default=default_threads(), help="ONNX Runtime intra-op threads")
+    p.add_argument(
+        "--workers", type=int, default=1,
+        help="also run the daemon's worker pool (model.workers) with this many model instances (> 1)",
+    )  # fmt: skip
+    p.add_argument(
+        "--worker-threads", type=int, default=None,
+        help="runtime threads of each worker (model.threads; default: --threads // --workers, at least 1)",
+    )  # fmt: skip
     p.add_argument("--conf", type=float, default=0.25)
     p.add_argument("--iou", type=float, default=0.45)
     p.add_argument("--max-det", type=int, default=300)
@@ -248,8 +352,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     p.add_argument("--json", type=Path, default=None, help="also write the figures here")
     args = p.parse_args(argv)
-    if args.frames < 1 or args.rounds < 1 or args.threads < 1:
-        p.error("--frames, --rounds and --threads must be >= 1")
+    if args.frames < 1 or args.rounds < 1 or args.threads < 1 or args.workers < 1:
+        p.error("--frames, --rounds, --threads and --workers must be >= 1")
+    if args.worker_threads is None:
+        args.worker_threads = max(1, args.threads // args.workers)
+    elif args.worker_threads < 1:
+        p.error("--worker-threads must be >= 1")
     if args.run is None and not args.onnx:
         args.run = DEMO_RUN
     return args
@@ -267,8 +375,9 @@ def main(argv: list[str] | None = None) -> int:
                 if size != first.spec.imgsz[0]:
                     cases.append(exported_case(args.run, size, args.work_dir))
         cases += [Case(f"{p.name} @{onnx_spec(p).imgsz[0]}", p, onnx_spec(p)) for p in args.onnx]
+        pool = f", edge+workers {args.workers} x {args.worker_threads} threads" if args.workers > 1 else ""
         console.print(f"video {args.video}, {args.frames} frames x {args.rounds} rounds per loop, "
-                      f"{args.threads} threads, conf {args.conf}, iou {args.iou}")  # fmt: skip
+                      f"{args.threads} threads{pool}, conf {args.conf}, iou {args.iou}")  # fmt: skip
         results = [bench_case(c, args) for c in cases]
     except CctvkitError as e:
         print(f"error: {e}", file=sys.stderr)

@@ -10,7 +10,13 @@ Relative paths are taken relative to the directory of the config file (systemd s
       # spec: person.yaml        #   other formats need a ModelSpec YAML), optionally pinned by sha256:
       # sha256: 3f2a...
       backend: onnxruntime       # default: the runtime for the model's format
-      threads: 4
+      threads: 4                 # runtime threads of each worker
+      workers: 1                 # model instances inferring in parallel, each on its own thread taking
+                                 #   the newest frame; keep workers x threads <= CPU cores (more is logged
+                                 #   as a warning). With a runtime that releases the GIL while it runs
+                                 #   (ONNX Runtime does), 2 workers x 1 thread got more frames/s than
+                                 #   1 x 2 threads on a 2-core CPU, each frame taking longer: measure
+                                 #   yours with benchmarks/loop_vs_ultralytics.py --workers 2
       conf: 0.25                 # detectors: score threshold, NMS IoU
       iou: 0.45
       threshold: 0.5             # classifiers: person probability threshold
@@ -54,6 +60,7 @@ Relative paths are taken relative to the directory of the config file (systemd s
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Literal, Self
 
@@ -75,7 +82,8 @@ class ModelConfig(_Section):
     spec: Path | None = None
     sha256: str | None = Field(default=None, pattern=r"^[0-9a-fA-F]{64}$")
     backend: str | None = None
-    threads: int = Field(default=2, ge=1, le=64)
+    threads: int = Field(default=2, ge=1, le=64)  # per worker
+    workers: int = Field(default=1, ge=1, le=16)
     conf: float = Field(default=0.25, ge=0.0, lt=1.0)
     iou: float = Field(default=0.45, gt=0.0, le=1.0)
     threshold: float = Field(default=0.5, ge=0.0, le=1.0)
@@ -92,6 +100,26 @@ class ModelConfig(_Section):
         if by_run and (self.spec is not None or self.sha256 is not None):
             raise ValueError("spec and sha256 are for a bare file; a run's manifest carries both")
         return self
+
+    def oversubscription(self, cores: int | None = None) -> str | None:
+        """A warning when workers x threads asks for more threads than there are cores, else None. Not an
+        error: it works, only slower than it could (threads preempt each other mid-inference)."""
+        cores = usable_cores() if cores is None else cores
+        wanted = self.workers * self.threads
+        if wanted <= cores:
+            return None
+        return (f"model.workers x model.threads = {self.workers} x {self.threads} = {wanted} threads on"
+                f" {cores} CPU core(s): they will preempt each other -- lower model.threads"
+                f" (e.g. {max(1, cores // self.workers)}) or model.workers")
+
+
+def usable_cores() -> int:
+    """The CPU cores this process may run on (its affinity mask: a container or a systemd CPUAffinity=
+    can give fewer than the machine has)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
 
 
 class MotionConfig(_Section):

@@ -5,6 +5,10 @@ warm-up, source checks, record files, the HTTP port) and only then tells systemd
 install fails its start instead of flapping. The loop then runs: newest frame -> motion gate ->
 detect/classify -> records -> metrics, and pings the systemd watchdog from that same loop, so a loop that
 hangs (a wedged runtime, a stuck driver call) stops the pings and systemd restarts the service.
+
+With model.workers > 1 the frames go through a WorkerPool (edge/workers.py): N model instances on N
+threads take the newest frames themselves, and this loop only books their results (metrics, records,
+presence stay on one thread). The watchdog is then fed only while every worker shows life.
 """
 
 from __future__ import annotations
@@ -15,82 +19,23 @@ import threading
 import time
 from collections import deque
 from dataclasses import dataclass, field
-from pathlib import Path
 from types import FrameType
 from typing import Any
 
 import numpy as np
-import yaml
 
-from edge.atomic import sha256_file
-from edge.backends import spec_from_onnx, spec_from_tflite
-from edge.config import DaemonConfig, ModelConfig
-from edge.detector import Classifier, Detector
-from edge.errors import CctvkitError
+from edge.config import DaemonConfig
+from edge.daemon_model import Model, infer_frame, load_model, load_models
 from edge.httpd import MetricsServer
-from edge.manifest import Manifest
 from edge.metrics.prometheus import DaemonMetrics
 from edge.metrics.system import SystemMonitor
 from edge.motion import MotionGate
 from edge.records import Event, PresenceTracker, RecordSink, RotationPolicy, open_records
 from edge.sdnotify import Notifier, WatchdogPinger, watchdog_interval
 from edge.sources import Capture, Source, make_source
-from edge.types import ModelSpec
+from edge.workers import POLL_S, Result, WorkerError, WorkerPool
 
 log = logging.getLogger("edge.daemon")
-
-
-def _spec_for_file(cfg: ModelConfig, path: Path) -> ModelSpec:
-    """ModelSpec of a bare model file: a ModelSpec YAML when given, else what the file says about itself."""
-    if cfg.spec is not None:
-        try:
-            doc = yaml.safe_load(cfg.spec.read_text())
-        except (OSError, yaml.YAMLError) as e:
-            raise CctvkitError(f"cannot read the model spec ({e})".replace("\n", " "), cfg.spec,
-                               "fix model.spec: a YAML ModelSpec or the metadata.yaml of an export") from e
-        if not isinstance(doc, dict):
-            raise CctvkitError("model spec is not a mapping", cfg.spec, "write ModelSpec fields as YAML keys")
-        if "class_names" not in doc and "names" in doc:  # Ultralytics' metadata.yaml of an export
-            if path.suffix == ".tflite":
-                return spec_from_tflite(path, metadata_yaml=cfg.spec)
-            raise CctvkitError("an Ultralytics metadata.yaml only describes .tflite files here", cfg.spec,
-                               "drop model.spec (.onnx files carry their metadata) or write a ModelSpec YAML")
-        try:
-            return ModelSpec.from_json({**doc, "path": str(path)})
-        except (TypeError, KeyError, ValueError) as e:
-            raise CctvkitError(f"not a valid ModelSpec ({e})", cfg.spec,
-                               "give task, format, precision, imgsz, class_names (see edge/types.py)") from e
-    if path.suffix == ".onnx":
-        return spec_from_onnx(path)
-    if path.suffix == ".tflite":
-        return spec_from_tflite(path)
-    raise CctvkitError(f"a {path.suffix or 'suffix-less'} file does not describe itself", path,
-                       "add model.spec: a YAML ModelSpec for it, or use a run's manifest")
-
-
-def load_model(cfg: ModelConfig) -> Detector | Classifier:
-    """The configured model, its file checked (sha256 against the manifest or model.sha256) and loaded;
-    CctvkitError for a missing, corrupt or mismatching file."""
-    if cfg.manifest is not None and cfg.name is not None:
-        manifest = Manifest.load(cfg.manifest)
-        path = manifest.model_path(cfg.name)  # missing file or sha256 mismatch -> CctvkitError
-        spec = manifest.models()[cfg.name]
-    else:
-        assert cfg.file is not None
-        path = cfg.file
-        if not path.is_file():
-            raise CctvkitError("model file not found", path, "check model.file")
-        expected = (cfg.sha256 or "").lower()
-        if expected and sha256_file(path) != expected:
-            raise CctvkitError("sha256 does not match model.sha256 (changed or corrupt)", path,
-                               "copy the model again or update model.sha256")
-        spec = _spec_for_file(cfg, path)
-    if spec.task == "detect":
-        return Detector(spec, path, backend=cfg.backend, threads=cfg.threads, conf=cfg.conf, iou=cfg.iou,
-                        classes=[spec.person_class])
-    if spec.task == "classify":
-        return Classifier(spec, path, backend=cfg.backend, threads=cfg.threads, threshold=cfg.threshold)
-    raise CctvkitError(f"unknown model task '{spec.task}'", path, "use a detect or classify model")
 
 
 class RateMeter:
@@ -125,6 +70,7 @@ class LoopState:
     persons: int = 0
 
 
+
 class Daemon:
     def __init__(
         self,
@@ -138,13 +84,16 @@ class Daemon:
         self.stop_event = threading.Event()
         self.state = LoopState()
         self._sink_override = sink
-        self.model: Detector | Classifier | None = None
+        self.model: Model | None = None  # the first (with one worker: the only) model instance
+        self.models: list[Model] = []
+        self.pool: WorkerPool[Model] | None = None  # model.workers > 1
         self.capture: Capture | None = None
         self.sink: RecordSink | None = None
         self.http: MetricsServer | None = None
         self.metrics: DaemonMetrics | None = None
         self.gate: MotionGate | None = None
         self._source_text = ""
+        self._books = _Books(cfg.records.leave_after_s)
 
     # ---- start-up ---------------------------------------------------------------------------------
     def setup(self) -> None:
@@ -162,14 +111,19 @@ class Daemon:
 
     def _setup(self) -> None:
         cfg = self.cfg
+        if (warning := cfg.model.oversubscription()) is not None:
+            log.warning("%s", warning)
         self.notifier.status("loading model")
         t0 = time.perf_counter()
-        self.model = load_model(cfg.model)
+        self.models = load_models(cfg.model)
+        self.model = self.models[0]
         h, w = self.model.spec.imgsz
-        self._infer(np.full((h, w, 3), 114, np.uint8), -1)  # warm the whole pipeline, not just the runtime
-        log.info("model %s (%s, %s, %s) loaded and warmed up in %.2f s", self.model.backend.model_path.name,
+        for model in self.models:  # warm the whole pipeline of every worker, not just the runtime
+            self._infer(model, np.full((h, w, 3), 114, np.uint8), -1)
+        n = len(self.models)
+        log.info("model %s (%s, %s, %s%s) loaded and warmed up in %.2f s", self.model.backend.model_path.name,
                  self.model.spec.task, self.model.spec.precision, self.model.backend.name,
-                 time.perf_counter() - t0)
+                 f", {n} workers x {cfg.model.threads} threads" if n > 1 else "", time.perf_counter() - t0)
         source: Source = make_source(cfg.source, model_imgsz=self.model.spec.imgsz)
         policy = RotationPolicy(int(cfg.records.rotate_mb * 2**20), int(cfg.records.max_total_mb * 2**20),
                                 cfg.records.keep)
@@ -183,6 +137,8 @@ class Daemon:
         self.capture = Capture(source, backoff_initial=cfg.capture.backoff_initial_s,
                                backoff_max=cfg.capture.backoff_max_s, lossless=cfg.capture.lossless,
                                on_event=self._on_capture_event)
+        if n > 1:
+            self.pool = WorkerPool(self.models, self._infer, self.capture, self.gate)
         self.metrics = DaemonMetrics(monitor, counters=self._external_counters, gauges=self._external_gauges)
         if cfg.http.enabled:
             self.http = MetricsServer(cfg.http.host, cfg.http.port, self.metrics.exposition, self.health)
@@ -218,6 +174,7 @@ class Daemon:
             "camera_connected": bool(self.capture is not None and self.capture.connected),
             "frames_processed": self.state.processed,
             "frames_motion_skipped": self.state.skipped,
+            "workers": len(self.models),
         }
         if loop_age > max_age:
             details["reason"] = f"inference loop has not run for {loop_age:.1f} s (limit {max_age:g} s)"
@@ -228,22 +185,9 @@ class Daemon:
         return "reason" not in details, details
 
     # ---- the loop ---------------------------------------------------------------------------------
-    def _infer(self, image: np.ndarray, index: int) -> tuple[int, Event | None]:
-        """Persons in one frame and the detection event to record (None when there is nobody)."""
-        assert self.model is not None
-        if isinstance(self.model, Detector):
-            d = self.model.detect(image)
-            count = len(d)
-            ms = round(self.model.timing.total_ms, 2)
-            event = Event("detection", time.time(), index, count, ms,
-                          boxes=np.round(d.xyxy.astype(np.float64), 1).tolist(),
-                          scores=np.round(d.scores.astype(np.float64), 3).tolist())
-        else:
-            c = self.model.classify(image)
-            count = int(c.is_person)
-            ms = round(self.model.timing.total_ms, 2)
-            event = Event("detection", time.time(), index, count, ms, person_prob=round(c.person_prob, 4))
-        return count, (event if count else None)
+    def _infer(self, model: Model, image: np.ndarray, index: int) -> tuple[int, Event | None]:
+        """One frame through `model` (runs on a worker thread with several workers)."""
+        return infer_frame(model, image, index)
 
     def request_stop(self, signum: int | None = None, _frame: FrameType | None = None) -> None:
         if signum is not None and not self.stop_event.is_set():
@@ -251,7 +195,8 @@ class Daemon:
         self.stop_event.set()
 
     def run(self) -> int:
-        """Set up, tell systemd READY=1, loop until a signal (or a finite source ends); 0 on a clean stop."""
+        """Set up, tell systemd READY=1, loop until a signal (or a finite source ends); 0 on a clean stop,
+        1 when an inference worker failed."""
         self.setup()
         assert self.capture is not None and self.metrics is not None and self.sink is not None
         assert self.model is not None
@@ -261,80 +206,130 @@ class Daemon:
         interval = watchdog_interval() if self.cfg.watchdog.enabled else None
         pinger = WatchdogPinger(self.notifier, interval)
         self.capture.start()
+        if self.pool is not None:
+            self.pool.start()
         self.state = LoopState()
+        # With workers, pings stop once a worker has shown no life for WatchdogSec; an idle worker beats at
+        # least every 2 x POLL_S, so a shorter WatchdogSec must not read idle as stuck.
+        stale_s = None if self.pool is None or interval is None else max(interval, 4 * POLL_S)
+        self._books = _Books(self.cfg.records.leave_after_s, stale_s)
         self.metrics.ready.set(1)
         port = f", http port {self.http.port}" if self.http is not None else ""
         log.info("ready: %s%s%s", self._source_text, port,
                  f", watchdog every {interval / 3:.1f} s" if interval else "")
         self.notifier.ready(f"running on {self._source_text}{port}")
+        code = 0
         try:
-            self._loop(pinger)
+            if self.pool is None:
+                self._loop(pinger)
+            else:
+                self._pool_loop(self.pool, pinger)
+        except WorkerError as e:  # the worker logged its traceback; a pool short of a worker must restart
+            log.error("%s -- exiting with status 1 (systemd restarts the service)", e)
+            code = 1
         finally:
             self._shutdown()
-        return 0
+        return code
+
+    def _turn(self, now: float, pinger: WatchdogPinger, alive_since: float | None = None) -> None:
+        """Per loop turn: liveness for /healthz and the watchdog, periodic flush and STATUS. `alive_since`:
+        the workers' oldest heartbeat (pool only): the loop is only as alive as its slowest worker."""
+        st, b = self.state, self._books
+        assert self.metrics is not None and self.sink is not None
+        st.last_loop = now if alive_since is None else min(now, alive_since)
+        self.metrics.last_loop.set(time.time() - (now - st.last_loop))
+        if b.stale_s is None or now - st.last_loop < b.stale_s:
+            pinger(now)
+        if now - b.last_flush >= self.cfg.records.flush_every_s:
+            self.sink.flush()
+            b.last_flush = now
+        if now - b.last_status >= 10.0:
+            self._status(b.frames.rate(now))
+            b.last_status = now
 
     def _loop(self, pinger: WatchdogPinger) -> None:
-        assert self.capture is not None and self.metrics is not None and self.sink is not None
-        cfg, m, st = self.cfg, self.metrics, self.state
-        presence = PresenceTracker(cfg.records.leave_after_s)
-        frames, inferred = RateMeter(), RateMeter()
-        last_flush = last_status = time.monotonic()
-        last_det_event = float("-inf")
+        """One worker: this thread takes each frame, gates it, runs the model and books the result."""
+        assert self.capture is not None and self.model is not None
         while not self.stop_event.is_set():
-            now = time.monotonic()
-            st.last_loop = now
-            m.last_loop.set(time.time())
-            pinger(now)
-            if now - last_flush >= cfg.records.flush_every_s:
-                self.sink.flush()
-                last_flush = now
-            if now - last_status >= 10.0:
-                self._status(frames.rate(now))
-                last_status = now
+            self._turn(time.monotonic(), pinger)
             frame = self.capture.latest(timeout=0.25)
             if frame is None:
                 if self.capture.finished:
                     log.info("source finished: stopping")
                     break
                 continue
-            st.last_frame = time.monotonic()
-            frames.tick(st.last_frame)
+            taken = time.monotonic()
+            result = Result(frame.index, taken, True)
             if self.gate is not None:
                 checked = self.gate.stats.check_seconds
-                go = self.gate.should_infer(frame.image, st.last_frame)
-                m.stage_seconds.labels("motion").inc(self.gate.stats.check_seconds - checked)
-                if not go:
-                    st.skipped += 1
-                    m.frames_motion_skipped.inc()
-                    m.inference_seconds_saved.inc(st.latency_ema_s)
-                    self._presence(presence, st.persons, frame.index, st.last_frame)
-                    m.fps.set(frames.rate(st.last_frame))
-                    continue
-            count, event = self._infer(frame.image, frame.index)
-            assert self.model is not None
-            t = self.model.timing
-            seconds = t.total_ms / 1e3
-            m.latency.observe(seconds)
-            for stage, ms in (("pre", t.pre_ms), ("infer", t.infer_ms), ("post", t.post_ms)):
-                m.stage_seconds.labels(stage).inc(ms / 1e3)
-            st.latency_ema_s = seconds if st.processed == 0 else 0.9 * st.latency_ema_s + 0.1 * seconds
-            st.processed += 1
-            st.persons = count
-            m.frames_processed.inc()
-            m.persons.set(count)
-            done = time.monotonic()
-            inferred.tick(done)
-            m.fps.set(frames.rate(done))
-            m.inference_fps.set(inferred.rate(done))
-            t0 = time.perf_counter()
-            if event is not None and done - last_det_event >= cfg.records.detection_interval_s:
-                self.sink.write(event)
-                last_det_event = done
-            self._presence(presence, count, frame.index, done)
-            m.stage_seconds.labels("record").inc(time.perf_counter() - t0)
+                result.inferred = self.gate.should_infer(frame.image, taken)
+                result.gate_seconds = self.gate.stats.check_seconds - checked
+            if result.inferred:
+                result.count, result.event = self._infer(self.model, frame.image, frame.index)
+                result.timing = self.model.timing
+            self._apply(result, time.monotonic())
 
-    def _presence(self, presence: PresenceTracker, count: int, index: int, now: float) -> None:
-        change = presence.update(count, now)
+    def _pool_loop(self, pool: WorkerPool[Model], pinger: WatchdogPinger) -> None:
+        """Several workers: they take, gate and infer; this thread books their results as they come.
+        The watchdog is fed only while every worker has shown life within WatchdogSec (pool.alive_since):
+        this thread turning proves nothing about a worker stuck inside its runtime. Workers waiting for
+        frames beat too, so an idle or disconnected camera keeps the pings going as with one worker."""
+        while not self.stop_event.is_set():
+            self._turn(time.monotonic(), pinger, pool.alive_since())
+            result = pool.get(timeout=0.25)  # raises WorkerError once a worker has failed
+            if result is None:
+                if pool.done:
+                    log.info("source finished: stopping")
+                    break
+                continue
+            self._apply(result, time.monotonic())
+
+    def _apply(self, r: Result, now: float) -> None:
+        """Book one frame's result: metrics, detection record, presence. This thread only."""
+        assert self.metrics is not None and self.sink is not None
+        m, st, b = self.metrics, self.state, self._books
+        st.last_frame = max(st.last_frame, r.taken)
+        b.frames.tick(r.taken)
+        if self.gate is not None:
+            m.stage_seconds.labels("motion").inc(r.gate_seconds)
+        # Workers can finish out of frame order (one inference took longer). Presence and the persons in
+        # view follow only results for frames newer than the newest already applied: a late result for an
+        # older frame would re-open a presence that a newer frame has closed ("appeared" again, then
+        # "left" again). It still counts as processed, and its detection event (which carries its own
+        # frame number and time) is recorded. With one worker results always come in order.
+        newest = r.index > b.newest
+        b.newest = max(b.newest, r.index)
+        if not r.inferred:
+            st.skipped += 1
+            m.frames_motion_skipped.inc()
+            m.inference_seconds_saved.inc(st.latency_ema_s)
+            self._presence(st.persons, r.index, now)
+            m.fps.set(b.frames.rate(now))
+            return
+        t = r.timing
+        seconds = t.total_ms / 1e3
+        m.latency.observe(seconds)
+        for stage, ms in (("pre", t.pre_ms), ("infer", t.infer_ms), ("post", t.post_ms)):
+            m.stage_seconds.labels(stage).inc(ms / 1e3)
+        st.latency_ema_s = seconds if st.processed == 0 else 0.9 * st.latency_ema_s + 0.1 * seconds
+        st.processed += 1
+        m.frames_processed.inc()
+        if newest:
+            st.persons = r.count
+            m.persons.set(r.count)
+        b.inferred.tick(now)
+        m.fps.set(b.frames.rate(now))
+        m.inference_fps.set(b.inferred.rate(now))
+        t0 = time.perf_counter()
+        if r.event is not None and now - b.last_det_event >= self.cfg.records.detection_interval_s:
+            self.sink.write(r.event)
+            b.last_det_event = now
+        if newest:
+            self._presence(r.count, r.index, now)
+        m.stage_seconds.labels("record").inc(time.perf_counter() - t0)
+
+    def _presence(self, count: int, index: int, now: float) -> None:
+        change = self._books.presence.update(count, now)
         if change is not None and self.sink is not None:
             log.info("person %s (frame %d, %d in view)", change, index, count)
             self.sink.write(Event("presence", time.time(), index, count, state=change))
@@ -348,8 +343,17 @@ class Daemon:
     def _shutdown(self) -> None:
         self.notifier.stopping("stopping")
         t0 = time.monotonic()
+        if self.pool is not None:
+            self.pool.request_stop()  # first, so workers stop taking frames while the capture stops
         if self.capture is not None and not self.capture.stop(timeout=1.0):
             log.warning("capture thread did not stop within 1 s; leaving it behind")
+        if self.pool is not None:
+            # Within the 2 s systemd and the tests allow for a stop: a worker finishes its current frame.
+            if not self.pool.join(max(0.2, 1.5 - (time.monotonic() - t0))):
+                log.warning("an inference worker did not stop in time; leaving it behind")
+            if self.metrics is not None and self.sink is not None:
+                for r in self.pool.drain():  # frames already inferred: book and record them too
+                    self._apply(r, time.monotonic())
         if self.sink is not None:
             self.sink.flush()
             self.sink.close()
@@ -358,6 +362,8 @@ class Daemon:
         st = self.state
         total = st.processed + st.skipped
         msg = f"stopped in {time.monotonic() - t0:.2f} s: {st.processed} frames processed"
+        if self.pool is not None:
+            msg += f" ({' + '.join(map(str, self.pool.processed))} by {self.pool.size} workers)"
         if self.gate is not None and total:
             saved = st.skipped * st.latency_ema_s - self.gate.stats.check_seconds
             msg += (f", {st.skipped}/{total} skipped by the motion gate ({100 * st.skipped / total:.0f} %,"
@@ -366,6 +372,18 @@ class Daemon:
             msg += f", {self.sink.written} records written, {self.sink.errors} record errors"
         log.info(msg)
         self.notifier.close()
+
+
+class _Books:
+    """The loop's running bookkeeping between turns (presence, rates, throttles); main thread only."""
+
+    def __init__(self, leave_after_s: float, stale_s: float | None = None):
+        self.presence = PresenceTracker(leave_after_s)
+        self.frames, self.inferred = RateMeter(), RateMeter()
+        self.last_flush = self.last_status = time.monotonic()
+        self.last_det_event = float("-inf")
+        self.newest = -1  # the newest frame index applied (results may arrive out of order)
+        self.stale_s = stale_s  # no watchdog pings once the workers' heartbeat is older (None: never)
 
 
 def run_daemon(cfg: DaemonConfig) -> int:
@@ -384,4 +402,4 @@ def setup_logging(level: str) -> None:
     logging.basicConfig(level=level.upper(), format="%(levelname)s %(name)s: %(message)s", force=True)
 
 
-__all__ = ["Daemon", "RateMeter", "load_model", "run_daemon", "setup_logging"]
+__all__ = ["Daemon", "RateMeter", "infer_frame", "load_model", "run_daemon", "setup_logging"]

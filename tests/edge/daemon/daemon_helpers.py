@@ -24,10 +24,13 @@ ROOT = Path(__file__).resolve().parents[3]
 IMGSZ = (64, 64)
 
 
-def build_brightness_detector(path: Path) -> Path:
+def build_brightness_detector(path: Path, crash_above: float | None = None) -> Path:
     """A 1-class YOLO-head ONNX model with two anchors: anchor 0 is a person box in the middle of the input
     whose score is 2 * mean(image) - 0.9 (a bright frame holds a "person", a dark one none); anchor 1
-    never scores. Real ONNX Runtime, real letterbox and decode: only the network is trivial."""
+    never scores. Real ONNX Runtime, real letterbox and decode: only the network is trivial.
+
+    crash_above: the model fails inside ONNX Runtime (a Gather index out of bounds) on inputs whose mean
+    (0-1) is above this: a runtime error on some frames only, after a clean load and warm-up."""
     import onnx
     from onnx import TensorProto, helper, numpy_helper
 
@@ -39,16 +42,28 @@ def build_brightness_detector(path: Path) -> Path:
     base[0, 4, 1] = -5.0
     gain = np.zeros((1, 5, 2), np.float32)
     gain[0, 4, 0] = 2.0
+    nodes = [
+        helper.make_node("ReduceMean", ["images"], ["m"], keepdims=0),
+        helper.make_node("Mul", ["m", "G"], ["g"]),
+    ]
+    inits = [numpy_helper.from_array(gain, "G")]
+    if crash_above is None:
+        inits.append(numpy_helper.from_array(base, "B"))
+    else:  # B = table[int(m > crash_above)] from a one-row table: index 1 is out of bounds
+        nodes += [
+            helper.make_node("Greater", ["m", "T"], ["over"]),
+            helper.make_node("Cast", ["over"], ["idx"], to=TensorProto.INT64),
+            helper.make_node("Gather", ["table", "idx"], ["B"], axis=0),
+        ]
+        inits += [numpy_helper.from_array(base[None], "table"),
+                  numpy_helper.from_array(np.array(crash_above, np.float32), "T")]
+    nodes.append(helper.make_node("Add", ["g", "B"], ["output0"]))
     graph = helper.make_graph(
-        [
-            helper.make_node("ReduceMean", ["images"], ["m"], keepdims=0),
-            helper.make_node("Mul", ["m", "G"], ["g"]),
-            helper.make_node("Add", ["g", "B"], ["output0"]),
-        ],
+        nodes,
         "brightness_person",
         [helper.make_tensor_value_info("images", TensorProto.FLOAT, [1, 3, h, w])],
         [helper.make_tensor_value_info("output0", TensorProto.FLOAT, [1, 5, 2])],
-        initializer=[numpy_helper.from_array(base, "B"), numpy_helper.from_array(gain, "G")],
+        initializer=inits,
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     model.ir_version = 8
@@ -57,10 +72,10 @@ def build_brightness_detector(path: Path) -> Path:
     return path
 
 
-def make_run(run_dir: Path, name: str = "person") -> Path:
+def make_run(run_dir: Path, name: str = "person", crash_above: float | None = None) -> Path:
     """A run directory with manifest.json listing the brightness detector as model `name`."""
     run_dir.mkdir(parents=True, exist_ok=True)
-    model = build_brightness_detector(run_dir / "person.onnx")
+    model = build_brightness_detector(run_dir / "person.onnx", crash_above)
     m = Manifest.create(run_dir, "daemon-test")
     m.add_model(name, ModelSpec(task="detect", format="onnx", precision="fp32", path=model.name, imgsz=IMGSZ,
                                 class_names=["person"]))
