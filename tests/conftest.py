@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -26,3 +27,10 @@ def vtest_video(shared_data: Path) -> Path:
     if not path.is_file():
         pytest.skip("needs ../shared/data/vtest/vtest.avi")
     return path
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _cctvkit_cache(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """One temp cache for the whole session: Ultralytics reads its config dir once per process, at the first
+    configure(), so every test that touches Ultralytics must agree on it (and never use the user's ~/.cache)."""
+    os.environ.setdefault("CCTVKIT_CACHE", str(tmp_path_factory.mktemp("cctvkit-cache")))

@@ -2,15 +2,9 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
-
-
-@pytest.fixture(scope="session", autouse=True)
-def _cctvkit_cache(tmp_path_factory: pytest.TempPathFactory) -> None:
-    os.environ.setdefault("CCTVKIT_CACHE", str(tmp_path_factory.mktemp("cctvkit-cache")))
 
 
 @pytest.fixture(scope="session")

@@ -9,11 +9,6 @@ from typing import Any
 import pytest
 
 
-@pytest.fixture(scope="session", autouse=True)
-def _cctvkit_cache(tmp_path_factory: pytest.TempPathFactory) -> None:
-    os.environ.setdefault("CCTVKIT_CACHE", str(tmp_path_factory.mktemp("cctvkit-cache")))
-
-
 @pytest.fixture(scope="session")
 def trained(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     """Toy data sets (hashed before training), a 1-epoch detector (imgsz 64) and classifier (imgsz 32)
