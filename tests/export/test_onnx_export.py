@@ -134,7 +134,11 @@ def test_detector_fp32_and_int8(toy_models: dict[str, Path], tmp_path: Path) -> 
     conv_q = [
         n for n in graph.node if n.op_type == "Conv" and producers[n.input[0]].op_type == "DequantizeLinear"
     ]
-    assert len(conv_q) == ops["Conv"]  # every Conv runs on quantised activations and weights
+    # every Conv runs on quantised activations and weights but the DFL conv (kept FP32 by default)
+    assert spec8.notes["fp32_nodes"] == ["/model.23/dfl/conv/Conv"]
+    assert {n.name for n in graph.node if n.op_type == "Conv"} - {n.name for n in conv_q} == {
+        "/model.23/dfl/conv/Conv"
+    }
     head = producers[graph.output[0].name]
     assert head.op_type == "Concat"  # the box + score Concat stays float
     assert all(producers[i].op_type != "DequantizeLinear" for i in head.input)
@@ -150,6 +154,7 @@ def test_detector_fp32_and_int8(toy_models: dict[str, Path], tmp_path: Path) -> 
             calib,
             progress=False,
             op_types_to_quantize=("Conv", "MatMul", "Concat", "Mul", "Sigmoid", "Add"),
+            float_tail=False,  # the default keeps that tail float whatever the op types
         )
     assert not bad.exists()
     _no_temp_leftovers(tmp_path)
