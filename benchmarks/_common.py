@@ -17,7 +17,7 @@ from edge.types import ModelSpec
 
 ROOT = Path(__file__).resolve().parents[1]
 VTEST = ROOT.parent / "shared" / "data" / "vtest" / "vtest.avi"
-DEMO_RUN = Path("/tmp/fresh/runs/demo")
+DEMO_RUN = ROOT / "runs" / "demo"  # where `make demo` writes its run
 
 
 @dataclass(frozen=True)

@@ -50,14 +50,22 @@ def cmd_demo(args: argparse.Namespace) -> int:
             ("export", lambda: pipeline.run_export(manifest, cfg, progress)),
             ("bench", lambda: pipeline.run_eval(manifest, cfg, progress)),
         ]
+        from export.verify import ExportCheckFailed
+
+        check_failed: ExportCheckFailed | None = None
         for name, call in stage_calls:
             console.rule(f"[bold]{name}")
-            entry = call()
+            try:
+                entry = call()
+            except ExportCheckFailed as e:  # models and report are written: finish the run, fail at the end
+                check_failed, entry = e, manifest.stage(name)
             console.print(f"{name}: done in {entry['seconds']:.1f} s")
         manifest.data["complete"] = True
         manifest.data["seconds_total"] = round(time.perf_counter() - t_start, 1)
         manifest.save()
     print_summary(Manifest.load(final))
+    if check_failed is not None:
+        raise ExportCheckFailed(str(check_failed).replace(str(Path(tmp).resolve()), str(final.resolve())))
     return 0
 
 
@@ -87,8 +95,25 @@ def _open_run(args: argparse.Namespace, create: bool = False) -> Manifest:
     return Manifest.load(run)
 
 
+def _export_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--labels", help="YOLO images/ + labels/ folder to verify the exported models on "
+                                    "(default: the run's held-out frames)")
+    p.add_argument("--negatives", help="folder of person-free frames for the classifier's verification")
+    p.add_argument("--max-drop", type=float, help="INT8 may lose at most this many mAP50-95 (classifier: "
+                                                  "top-1 accuracy) points against FP32 PyTorch (default 2.0)")
+
+
+def _apply_export_options(cfg: PipelineConfig, args: argparse.Namespace) -> None:
+    given = {"labels": getattr(args, "labels", None), "negatives": getattr(args, "negatives", None),
+             "max_int8_drop": getattr(args, "max_drop", None)}
+    given = {k: v for k, v in given.items() if v is not None}
+    if given:
+        cfg.export = type(cfg.export).model_validate({**cfg.export.model_dump(), **given})
+
+
 def cmd_stage(args: argparse.Namespace) -> int:
     cfg = _config(args)
+    _apply_export_options(cfg, args)
     progress = not args.no_progress
     if args.stage == "scene":
         from trainer.demo_video import resolve_demo_video
@@ -99,6 +124,20 @@ def cmd_stage(args: argparse.Namespace) -> int:
         manifest = _open_run(args)
         {"compose": pipeline.run_compose, "train": pipeline.run_train, "export": pipeline.run_export,
          "bench": pipeline.run_eval}[args.stage](manifest, cfg, progress)
+    return 0
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    from trainer.importer import import_run
+
+    m = import_run(Path(args.data), args.name, Path(args.runs_dir), Path(args.negatives) if args.negatives else None,
+                   force=args.force, progress=not args.no_progress, val_fraction=args.val_fraction,
+                   test_fraction=args.test_fraction, block_size=args.block_size, guard=args.guard,
+                   cls_size=args.cls_size)
+    s = m.stage("compose")["summary"]
+    det = ", ".join(f"{k} {v['frames']} frames/{v['boxes']} boxes" for k, v in s["detect"].items())
+    console.print(f"imported {s['frames']} frames in {s['blocks']} blocks of {s['block_size']}: {det}")
+    console.print(f"run directory: {m.run_dir}  (next: trainer train --run {m.run_dir})")
     return 0
 
 
@@ -117,14 +156,34 @@ def build_parser() -> argparse.ArgumentParser:
     for stage, text in (("scene", "frames, background plate, people, perspective, walkable area"),
                         ("compose", "composed YOLO and classifier data sets"),
                         ("train", "YOLO11n detector and person/no-person classifier"),
-                        ("export", "ONNX FP32 and INT8 (ONNX Runtime static quantisation)"),
+                        ("export", "FP32 + INT8 models (ONNX; ncnn and LiteRT by config), verified through the edge runtime"),
                         ("bench", "edge runtime on held-out frames: FPS, latency, accuracy")):
         p = sub.add_parser(stage, help=text)
         p.add_argument("--run", required=True, help="run directory (runs/<name>)")
         if stage == "scene":
             p.add_argument("--video", help="the video (default: OpenCV's vtest.avi)")
+        if stage == "export":
+            _export_options(p)
         _common(p)
         p.set_defaults(func=cmd_stage, stage=stage)
+
+    imp = sub.add_parser("import", help="a run from your own labelled frames (YOLO labels), split by time blocks")
+    imp.add_argument("--data", required=True, help="folder with images/ and labels/ (YOLO txt, class 0 = person)")
+    imp.add_argument("--negatives", help="folder of person-free frames for the classifier's no_person class")
+    imp.add_argument("--name", required=True, help="run name: outputs go to <runs-dir>/<name>/")
+    imp.add_argument("--runs-dir", default="runs")
+    imp.add_argument("--val-fraction", type=float, default=0.2)
+    imp.add_argument("--test-fraction", type=float, default=0.2, help="held-out test split (0: none)")
+    imp.add_argument("--block-size", type=int, default=100, help="consecutive frames per time block")
+    imp.add_argument("--guard", type=int, help="frames left out after a split boundary (default block-size/20)")
+    imp.add_argument("--cls-size", type=int, default=224, help="side of the squashed classifier images")
+    imp.add_argument("--force", action="store_true", help="replace an existing run of that name")
+    imp.add_argument("--no-progress", action="store_true")
+    imp.set_defaults(func=cmd_import)
+
+    from trainer.diffusion.cli import add_persons_parser  # torch is imported only when a persons command runs
+
+    add_persons_parser(sub)
     return parser
 
 

@@ -30,11 +30,22 @@ class TrainParams(Strict):
 
 
 class ExportParams(Strict):
-    # ONNX (FP32 + INT8) always; "ncnn" adds FP32 + INT8 ncnn models (pnnx + our own INT8 quantiser).
-    formats: list[Literal["onnx", "ncnn"]] = ["onnx"]
+    # ONNX (FP32 + INT8) always; "ncnn" adds FP32 + INT8 ncnn models (pnnx + our own INT8 quantiser);
+    # "litert" adds TFLite FP32, FP16-weight, INT8 and full-integer INT8 (needs the export-litert extra).
+    formats: list[Literal["onnx", "ncnn", "litert"]] = ["onnx"]
     calibration_images: int = Field(300, ge=32)
     activation_type: Literal["U8", "S8"] = "U8"
     method: Literal["MinMax", "Entropy", "Percentile"] = "MinMax"
+    # The verification report (export/verify.py): every model through the edge runtime on held-out labelled
+    # frames against the FP32 PyTorch model; an INT8 model losing more than max_int8_drop points of
+    # mAP50-95 (classifier: top-1 accuracy) fails the command. A negative limit fails every INT8 model.
+    verify: bool = True
+    labels: str | None = None  # YOLO images/ + labels/ folder; None: the run's scene holdout (pseudo-labels)
+    negatives: str | None = None  # person-free frames for the classifier; None: holdout painted over
+    verify_frames: int = Field(200, ge=1)  # at most this many labelled frames (and as many negatives)
+    verify_threads: list[int] = [1, 2, 4]
+    verify_timing_frames: int = Field(30, ge=1)  # timed frames per model and thread count
+    max_int8_drop: float = 2.0
 
 
 class EvalParams(Strict):
@@ -56,6 +67,7 @@ def quick_config() -> PipelineConfig:
     """A few-minute smoke run of the whole path (CI, first look); the numbers it gives are not meaningful."""
     cfg = PipelineConfig()
     cfg.train = TrainParams(detector_epochs=1, detector_imgsz=160, classifier_epochs=1, classifier_imgsz=64, batch=8)
-    cfg.export = ExportParams(calibration_images=32)
+    cfg.export = ExportParams(calibration_images=32, verify_frames=40, verify_threads=[1],
+                              verify_timing_frames=10)
     cfg.eval = EvalParams(max_frames=20)
     return cfg

@@ -104,6 +104,9 @@ def run_export(manifest: Manifest, cfg: PipelineConfig, progress: bool = True) -
     detect_dir = manifest.output("compose", "detect")
     classify_dir = manifest.output("compose", "classify")
     specs: dict[str, ModelSpec] = {}
+    from export.verify import load_for_export, verify_and_record
+
+    verify_set = load_for_export(manifest, p)  # before the long export, so a bad --labels fails at once
 
     def body(out: Path) -> dict[str, Any]:
         jobs = [("detector", detector_pt, "detect", cfg.train.detector_imgsz, detect_dir / "images" / "train"),
@@ -120,6 +123,11 @@ def run_export(manifest: Manifest, cfg: PipelineConfig, progress: bool = True) -
             made = [("onnx", "fp32", spec32, [fp32_path]), ("onnx", "int8", spec8, [int8_path])]
             if "ncnn" in p.formats:
                 made += _export_ncnn(pt, out, task, imgsz, calib)
+            if "litert" in p.formats:
+                from export.litert_export import export_litert
+
+                made += [("tflite", prec, spec, paths) for prec, spec, paths in
+                         export_litert(pt, out, task=task, imgsz=imgsz, calib_images=calib, name_prefix=tag)]
             for fmt, prec, spec, paths in made:
                 name = f"{tag}-{fmt}-{prec}"
                 # Paths in specs are relative to the run directory, where the stage folder will sit.
@@ -135,6 +143,8 @@ def run_export(manifest: Manifest, cfg: PipelineConfig, progress: bool = True) -
     for name, spec in specs.items():
         manifest.add_model(name, spec)
     manifest.save()
+    if verify_set is not None:  # raises after writing export/verify.{json,md} when an INT8 model lost too much
+        verify_and_record(manifest, list(specs), verify_set, cfg, progress)
     return entry
 
 

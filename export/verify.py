@@ -1,0 +1,396 @@
+"""The export verification: every exported model through the EDGE runtime, against the FP32 PyTorch model.
+
+`trainer export` ends here. Each model the export stage recorded is loaded from the manifest with
+edge.detector (exactly what the device runs: our preprocessing, runtime and decoding), scored on held-out
+labelled frames by edge/metrics/map.py, and timed per thread count; the trained .pt runs through
+Ultralytics predict on the same frames with the same conf/iou and is scored by the same code, as the
+reference. Any INT8 model that loses more than `max_drop` points of mAP50-95 (detector) or top-1
+accuracy (classifier) against it fails the command -- after the models and the report are written, so
+the user can look at what failed.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+from rich.progress import track
+
+from edge.backends import DEFAULT_BACKEND
+from edge.detector import Classifier, Detector, load_from_manifest
+from edge.errors import CctvkitError
+from edge.manifest import Manifest, hash_path
+from edge.metrics.map import evaluate_detections, presence_metrics
+from edge.types import Detections, ModelSpec
+from export.verify_data import VerifySet, load_verify_set, spread
+
+SCHEMA_VERSION = 1
+PT_OUTPUT = {"detect": "detector.pt", "classify": "classifier.pt"}  # train stage outputs per task
+METRIC = {"detect": ("map50_95", "mAP50-95"), "classify": ("top1", "top-1 accuracy")}
+# Box precision/recall at conf (not "precision": a row's "precision" is fp32/int8).
+ACCURACY_KEYS = {
+    "detect": ("map50", "map50_95", "box_precision", "box_recall"),
+    "classify": ("top1", "presence_f1"),
+}
+WARMUP = 2  # first calls allocate buffers and pick kernels; not what a running camera sees
+
+
+def _to_person(d: Detections) -> Detections:
+    """Only person boxes were asked for; score them as class 0 like the ground truth."""
+    return Detections(d.xyxy, d.scores, np.zeros(len(d), np.int64))
+
+
+def _score(
+    task: str, predict: Callable[[np.ndarray], Any], vset: VerifySet, conf: float, label: str, progress: bool
+) -> dict[str, float]:
+    if task == "detect":
+        preds = [
+            predict(f)
+            for f in track(vset.frames, description=f"{label:<24}", disable=not progress, transient=True)
+        ]
+        acc = evaluate_detections(preds, vset.gts, class_ids=[0], conf=conf)
+        return {
+            "map50": float(acc["map50"]),
+            "map50_95": float(acc["map50_95"]),
+            "box_precision": float(acc["precision"]),
+            "box_recall": float(acc["recall"]),
+        }
+    frames, truth = vset.classifier_frames, vset.classifier_truth
+    verdicts = np.array(
+        [
+            bool(predict(f))
+            for f in track(frames, description=f"{label:<24}", disable=not progress, transient=True)
+        ],
+        bool,
+    )
+    return {
+        "top1": float(np.mean(verdicts == truth)) if len(truth) else 0.0,
+        "presence_f1": float(presence_metrics(verdicts, truth)["f1"]),
+    }
+
+
+def _p50_ms(
+    call: Callable[[np.ndarray], Any], frames: list[np.ndarray], infer_ms: Callable[[], float] | None
+) -> dict[str, float]:
+    for f in frames[:WARMUP]:
+        call(f)
+    e2e, infer = [], []
+    for f in frames:
+        t0 = time.perf_counter()
+        call(f)
+        e2e.append((time.perf_counter() - t0) * 1e3)
+        if infer_ms is not None:
+            infer.append(infer_ms())
+    out = {"p50_ms": float(np.percentile(e2e, 50))}
+    if infer:
+        out["infer_p50_ms"] = float(np.percentile(infer, 50))
+    return out
+
+
+def _edge_predict(model: Detector | Classifier) -> Callable[[np.ndarray], Any]:
+    if isinstance(model, Detector):
+        return lambda f: _to_person(model.detect(f))
+    return lambda f: int(np.argmax(model.classify(f).probs)) == model.spec.person_class
+
+
+def _size_mb(paths: Sequence[Path]) -> float:
+    return round(sum(p.stat().st_size for p in paths) / 1e6, 3)
+
+
+def _edge_row(
+    manifest: Manifest,
+    name: str,
+    spec: ModelSpec,
+    vset: VerifySet,
+    threads: list[int],
+    timing: list[np.ndarray],
+    conf: float,
+    iou: float,
+    progress: bool,
+) -> dict[str, Any]:
+    path = manifest.model_path(name)
+    row: dict[str, Any] = {
+        "model": name,
+        "task": spec.task,
+        "format": spec.format,
+        "precision": spec.precision,
+        "backend": DEFAULT_BACKEND.get(spec.format, spec.format),
+        "imgsz": list(spec.imgsz),
+        "size_mb": _size_mb([path, *(path.parent / Path(f).name for f in spec.extra_files)]),
+    }
+    kw: dict[str, Any] = (
+        {"conf": conf, "iou": iou, "classes": [spec.person_class]} if spec.task == "detect" else {}
+    )
+    latency = {}
+    for t in sorted(threads, reverse=True):  # the first (most threads) also does the accuracy pass
+        model = load_from_manifest(manifest, name, threads=t, **kw)
+        row["backend"] = str(getattr(model.backend, "name", "") or row["backend"])
+        if "frames" not in row:
+            row.update(_score(spec.task, _edge_predict(model), vset, conf, name, progress))
+            row["frames"] = len(vset.frames if spec.task == "detect" else vset.classifier_frames)
+        latency[str(t)] = _p50_ms(_edge_predict(model), timing, lambda m=model: m.timing.infer_ms)
+    row["latency"] = {str(t): latency[str(t)] for t in threads}
+    return row
+
+
+def _pytorch_row(
+    pt: Path,
+    spec: ModelSpec,
+    vset: VerifySet,
+    threads: list[int],
+    timing: list[np.ndarray],
+    conf: float,
+    iou: float,
+    progress: bool,
+) -> dict[str, Any]:
+    """The trained .pt through Ultralytics predict at the exported models' imgsz, same frames, conf, iou."""
+    import torch
+
+    from trainer.yolo.offline import load_model
+
+    yolo = load_model(spec.task, pt)
+    names = [str(yolo.names[k]) for k in sorted(yolo.names)]
+    person = names.index("person")
+    h, w = spec.imgsz
+    imgsz = [h, w] if spec.task == "detect" else (h if h == w else [h, w])
+    if spec.task == "detect":
+
+        def predict(f: np.ndarray) -> Detections:
+            r = yolo.predict(
+                f, imgsz=imgsz, conf=conf, iou=iou, classes=[person], max_det=300, device="cpu", verbose=False
+            )[0]
+            b = r.boxes
+            return _to_person(Detections(b.xyxy.cpu().numpy(), b.conf.cpu().numpy(), b.cls.cpu().numpy()))
+    else:
+
+        def predict(f: np.ndarray) -> bool:
+            # Ultralytics' classify transform crops the centre of a non-square frame; the device squashes
+            # the whole frame (edge.detect.preprocess), so hand it the squashed frame: its crop is then a
+            # no-op.
+            small = cv2.resize(f, (w, h), interpolation=cv2.INTER_AREA)
+            r = yolo.predict(small, imgsz=imgsz, device="cpu", verbose=False)[0]
+            return int(r.probs.top1) == person
+
+    row: dict[str, Any] = {
+        "model": f"pytorch-{pt.stem}",
+        "task": spec.task,
+        "format": "pytorch",
+        "precision": "fp32",
+        "backend": "ultralytics",
+        "imgsz": [h, w],
+        "size_mb": _size_mb([pt]),
+    }
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(max(threads))
+        row.update(_score(spec.task, predict, vset, conf, row["model"], progress))
+        row["frames"] = len(vset.frames if spec.task == "detect" else vset.classifier_frames)
+        latency = {}
+        for t in threads:
+            torch.set_num_threads(t)
+            latency[str(t)] = _p50_ms(predict, timing, None)
+        row["latency"] = latency
+    finally:
+        torch.set_num_threads(before)
+    return row
+
+
+class ExportCheckFailed(CctvkitError):
+    """An INT8 model lost too much accuracy; the models and the report are written and recorded."""
+
+
+def chance_level(task: str, vset: VerifySet) -> float:
+    """What a model that learned nothing scores: 0 mAP, or always answering the commoner class."""
+    if task == "detect":
+        return 0.0
+    truth = vset.classifier_truth
+    return float(max(truth.mean(), 1 - truth.mean())) if len(truth) else 0.0
+
+
+def compare_rows(rows: list[dict[str, Any]], chance: dict[str, float], max_drop: float) -> list[str]:
+    """Add deltas (points, x100) against PyTorch FP32 and the same format's FP32, check INT8 rows; returns
+    one failure message per INT8 model whose drop is beyond max_drop.
+
+    The counted drop is capped at the reference's skill above chance level: a model at chance has nothing
+    to lose, so a 1-epoch toy model's noise does not fail the export, while a real model that loses its
+    accuracy still does (and a negative max_drop fails every INT8 model, which the tests use)."""
+    failures = []
+    ok = [r for r in rows if "error" not in r]
+    for row in ok:
+        task = row["task"]
+        ref = next((r for r in ok if r["task"] == task and r["format"] == "pytorch"), None)
+        fp32 = next(
+            (
+                r
+                for r in ok
+                if r["task"] == task and r["format"] == row["format"] and r["precision"] == "fp32"
+            ),
+            None,
+        )
+        keys = ACCURACY_KEYS[task]
+        if ref is not None and row is not ref:
+            row["delta_vs_pytorch"] = {k: round(100 * (row[k] - ref[k]), 2) for k in keys}
+        if fp32 is not None and row is not fp32:
+            row["delta_vs_fp32"] = {k: round(100 * (row[k] - fp32[k]), 2) for k in keys}
+            row["latency_vs_fp32"] = {
+                t: round(v["p50_ms"] / fp32["latency"][t]["p50_ms"], 3)
+                for t, v in row["latency"].items()
+                if t in fp32["latency"]
+            }
+        if row["precision"] != "int8" or ref is None:
+            continue
+        key, label = METRIC[task]
+        drop = 100 * (ref[key] - row[key])
+        skill = 100 * max(0.0, ref[key] - chance[task])
+        counted = min(drop, skill)
+        failed = counted > max_drop
+        row["check"] = {
+            "metric": key,
+            "drop_points": round(drop, 2),
+            "reference_skill_points": round(skill, 2),
+            "counted_drop_points": round(counted, 2),
+            "limit_points": max_drop,
+            "failed": failed,
+        }
+        if failed:
+            failures.append(
+                f"INT8 {row['format']} ({row['model']}) lost {counted:.1f} {label} points against "
+                f"FP32 PyTorch (limit {max_drop:.1f})"
+            )
+    for row in rows:
+        if "error" in row:
+            failures.append(f"{row['model']} does not run in the edge runtime: {row['error']}")
+    return failures
+
+
+def verify_export(
+    manifest: Manifest,
+    names: Sequence[str],
+    vset: VerifySet,
+    *,
+    threads: Sequence[int] = (1, 2, 4),
+    timing_frames: int = 30,
+    conf: float = 0.25,
+    iou: float = 0.45,
+    max_drop: float = 2.0,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """The report (a JSON-able dict) for the manifest's models `names`; report["failures"] lists the
+    INT8 models beyond max_drop (and models the edge runtime cannot run)."""
+    threads = sorted({int(t) for t in threads})
+    if not threads or threads[0] < 1:
+        raise CctvkitError(
+            f"verify threads {threads} must be >= 1", fix="e.g. export.verify_threads: [1, 2, 4]"
+        )
+    specs = manifest.models()
+    rows: list[dict[str, Any]] = []
+    for task in ("detect", "classify"):
+        mine = [n for n in names if specs[n].task == task]
+        if not mine:
+            continue
+        frames = vset.frames if task == "detect" else vset.classifier_frames
+        if not frames:
+            raise CctvkitError(
+                f"no frames to verify the {task} models on", fix="pass --labels or --negatives"
+            )
+        timing = spread(frames, timing_frames)
+        pt = manifest.output("train", PT_OUTPUT[task])
+        rows.append(_pytorch_row(pt, specs[mine[0]], vset, threads, timing, conf, iou, progress))
+        for name in mine:
+            try:
+                rows.append(
+                    _edge_row(manifest, name, specs[name], vset, threads, timing, conf, iou, progress)
+                )
+            except CctvkitError as e:  # one broken model must not hide the report on the others
+                spec = specs[name]
+                rows.append(
+                    {
+                        "model": name,
+                        "task": task,
+                        "format": spec.format,
+                        "precision": spec.precision,
+                        "error": str(e),
+                    }
+                )
+    chance = {t: chance_level(t, vset) for t in ("detect", "classify")}
+    failures = compare_rows(rows, chance, max_drop)
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "run": manifest.data.get("run"),
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "data": vset.info,
+        "conf": conf,
+        "iou": iou,
+        "threads": threads,
+        "timing_frames": min(timing_frames, len(vset.frames)),
+        "max_int8_drop_points": max_drop,
+        "metric": {task: list(v) for task, v in METRIC.items()},  # the checked metric: key, label
+        "chance_level": chance,
+        "latency": "p50 over the timed frames after a warm-up: preprocess + inference + postprocess on a "
+        "decoded frame (pytorch: Ultralytics predict end to end); infer = runtime only",
+        "rows": rows,
+        "failures": failures,
+        "passed": not failures,
+    }
+
+
+def load_for_export(manifest: Manifest, p: Any) -> VerifySet | None:
+    """The verification frames for ExportParams p (None when verification is off), loaded before the
+    export works so a bad folder fails in a second."""
+    if not p.verify:
+        return None
+    return load_verify_set(manifest, p.labels, p.negatives, max_frames=p.verify_frames)
+
+
+def verify_and_record(
+    manifest: Manifest, names: Sequence[str], vset: VerifySet, cfg: Any, progress: bool = True
+) -> dict[str, Any]:
+    """Verify, write export/verify.json + verify.md, add them to the export stage in the manifest, then
+    raise the first failure (one line) when an INT8 model lost too much."""
+    from export.verify_report import print_summary, write_verify_reports
+
+    t0 = time.perf_counter()
+    p = cfg.export
+    report = verify_export(
+        manifest,
+        names,
+        vset,
+        threads=p.verify_threads,
+        timing_frames=p.verify_timing_frames,
+        conf=cfg.eval.conf,
+        iou=cfg.eval.iou,
+        max_drop=p.max_int8_drop,
+        progress=progress,
+    )
+    files = write_verify_reports(report, manifest.run_dir / "export")
+    entry = manifest.stage("export")
+    for key, path in files.items():
+        entry["outputs"][key] = {
+            "path": path.relative_to(manifest.run_dir).as_posix(),
+            "sha256": hash_path(path),
+        }
+    entry["summary"]["verify"] = {
+        "passed": report["passed"],
+        "failures": report["failures"],
+        "seconds": round(time.perf_counter() - t0, 1),
+        "labels": report["data"]["source"],
+        "rows": {
+            r["model"]: {k: round(r[k], 4) for k in (*ACCURACY_KEYS[r["task"]], "size_mb") if k in r}
+            for r in report["rows"]
+        },
+    }
+    manifest.save()
+    print_summary(report, files["verify.md"])
+    if report["failures"]:
+        more = len(report["failures"]) - 1
+        raise ExportCheckFailed(
+            report["failures"][0] + (f" (and {more} more)" if more else ""),
+            files["verify.md"],
+            "calibrate on more or other images (export.calibration_images), try export.method: Percentile, "
+            "or accept the drop with --max-drop POINTS",
+        )
+    return report
