@@ -156,4 +156,6 @@ def print_summary(report: dict[str, Any], md: Path) -> None:
             + (f"  ({round(delta, 1) + 0.0:+.1f} vs PyTorch)" if delta is not None else "")
             + ("  [red]FAILED[/red]" if failed else "")
         )
-    console.print(f"export verification {'passed' if report['passed'] else 'FAILED'}: {md}")
+    # The run folder may still carry its temporary name here (the demo renames it when every stage is done).
+    where = f"{md.parent.name}/{md.name} in the run directory"
+    console.print(f"export verification {'passed' if report['passed'] else 'FAILED'}: {where}", soft_wrap=True)
