@@ -120,6 +120,8 @@ def _edge_row(
         "precision": spec.precision,
         "backend": DEFAULT_BACKEND.get(spec.format, spec.format),
         "imgsz": list(spec.imgsz),
+        # int8 in and out (LiteRT "fullint8", for integer-only accelerators): reported, never gated
+        "integer_io": spec.input_dtype in ("int8", "uint8"),
         "size_mb": _size_mb([path, *(path.parent / Path(f).name for f in spec.extra_files)]),
     }
     kw: dict[str, Any] = (
@@ -247,14 +249,20 @@ def compare_rows(rows: list[dict[str, Any]], chance: dict[str, float], max_drop:
         drop = 100 * (ref[key] - row[key])
         skill = 100 * max(0.0, ref[key] - chance[task])
         counted = min(drop, skill)
-        failed = counted > max_drop
+        # The integer-only variant trades accuracy for int8-only hardware by design (the head's box
+        # regression in int8 moves edges by pixels); the device's default INT8 model of the same format
+        # is the one that must keep its accuracy, so this one is reported and flagged, not failed.
+        gated = not row.get("integer_io", False)
+        failed = gated and counted > max_drop
         row["check"] = {
             "metric": key,
             "drop_points": round(drop, 2),
             "reference_skill_points": round(skill, 2),
             "counted_drop_points": round(counted, 2),
             "limit_points": max_drop,
+            "gated": gated,
             "failed": failed,
+            "beyond_limit": counted > max_drop,
         }
         if failed:
             failures.append(

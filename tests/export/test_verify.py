@@ -197,6 +197,20 @@ def test_drop_rules_on_hand_built_rows() -> None:
     ]
     assert check(0.515, 0.40, "classify") == []  # 1.5 points above chance: at most 1.5 to lose
     assert check(0.60, 0.40, "classify") != []  # 10 points of skill, all lost
+    # LiteRT's full-integer variant is reported and flagged, never failed; its format's int8 still is
+    rows = [
+        _row("ref", "detect", "pytorch", "fp32", 0.50),
+        _row("t-fp32", "detect", "tflite", "fp32", 0.50),
+        _row("t-int8", "detect", "tflite", "int8", 0.49),
+        {**_row("t-fullint8", "detect", "tflite", "int8", 0.38), "integer_io": True},
+    ]
+    assert compare_rows(rows, chance, 2.0) == []
+    assert rows[3]["check"]["beyond_limit"] and not rows[3]["check"]["failed"]
+    assert not rows[3]["check"]["gated"] and rows[2]["check"]["gated"]
+    rows[2]["map50_95"] = 0.45
+    assert compare_rows(rows, chance, 2.0) == [
+        "INT8 tflite (t-int8) lost 5.0 mAP50-95 points against FP32 PyTorch (limit 2.0)"
+    ]
     broken = [
         _row("ref", "detect", "pytorch", "fp32", 0.5),
         {"model": "x-int8", "task": "detect", "format": "onnx", "precision": "int8", "error": "bad file"},
