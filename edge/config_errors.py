@@ -39,7 +39,9 @@ def describe_validation_error(err: ValidationError, model: type[BaseModel], sour
     return CctvkitError(f"key '{key}' = {value!r}: {first.get('msg', 'invalid')}{more}", source, "fix that value")
 
 
-def load_yaml_config(path: str | Path, model: type[BaseModel]) -> Any:
+def read_yaml_mapping(path: str | Path, example: str = "see the example config in README.md") -> dict[str, Any]:
+    """A YAML file whose top level is a mapping; a missing file, bad syntax or another top level is a
+    one-line CctvkitError naming the file (`example` is the fix offered for a wrong top level)."""
     path = Path(path)
     try:
         doc = yaml.safe_load(path.read_text()) or {}
@@ -48,7 +50,13 @@ def load_yaml_config(path: str | Path, model: type[BaseModel]) -> Any:
     except (OSError, yaml.YAMLError) as e:
         raise CctvkitError(f"not readable YAML ({str(e).splitlines()[0]})", path, "fix the YAML syntax") from e
     if not isinstance(doc, dict):
-        raise CctvkitError("top level must be a mapping of keys", path, "see the example config in README.md")
+        raise CctvkitError("top level must be a mapping of keys", path, example)
+    return doc
+
+
+def load_yaml_config(path: str | Path, model: type[BaseModel]) -> Any:
+    path = Path(path)
+    doc = read_yaml_mapping(path)
     try:
         return model.model_validate(doc)
     except ValidationError as e:

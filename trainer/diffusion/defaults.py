@@ -161,18 +161,8 @@ def load_config(path: str | None, preset: str = "tiny", overrides: dict[str, Any
     """A YAML file (optional) over a preset, then command-line overrides over both."""
     doc: dict[str, Any] = {}
     if path:
-        from pathlib import Path
+        from edge.config_errors import read_yaml_mapping
 
-        import yaml
-
-        p = Path(path)
-        try:
-            doc = yaml.safe_load(p.read_text()) or {}
-        except FileNotFoundError:
-            raise CctvkitError("config file not found", p, "pass an existing YAML file") from None
-        except (OSError, yaml.YAMLError) as e:
-            raise CctvkitError(f"not readable YAML ({str(e).splitlines()[0]})", p, "fix the YAML syntax") from e
-        if not isinstance(doc, dict):
-            raise CctvkitError("top level must be a mapping of keys", p, "e.g. `preset: base` and `train: {...}`")
+        doc = read_yaml_mapping(path, "e.g. `preset: base` and `train: {...}`")
     merged = _merge(doc, overrides or {})
     return make_config(merged.pop("preset", preset), merged, source=str(path or "<command line>"))
