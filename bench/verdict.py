@@ -37,7 +37,9 @@ def _best(cells: list[dict[str, Any]], task: str, budget: float) -> dict[str, An
     fit = [c for c in cells if c["task"] == task and c[FPS_KEY] >= budget]
     if not fit:
         return None
-    c = max(fit, key=lambda c: (c[ACC_KEY], c[FPS_KEY]))
+    # Equal presence F1: the detector that localises better (mAP50-95) before the faster one, so a model
+    # that lost its box accuracy (a full-integer export) does not win on speed alone.
+    c = max(fit, key=lambda c: (c[ACC_KEY], c.get("map50_95") or 0.0, c[FPS_KEY]))
     return {"id": c["id"], "presence_f1": c[ACC_KEY], "fps": c[FPS_KEY]}
 
 

@@ -151,5 +151,8 @@ def test_verdict_budgets_and_pareto():
     assert "budget 1-2 FPS: the detector wins (det-big)" in lines
     assert "budget 5-10 FPS: the detector wins (det-small)" in lines
     assert "budget 15-30 FPS: the classifier wins (cls)" in lines
+    sharp, blurry = _cell("sharp", "detect", 20, 0.9), _cell("blurry", "detect", 50, 0.9)
+    sharp["map50_95"], blurry["map50_95"] = 0.40, 0.25  # same presence F1: box accuracy decides, not speed
+    assert budget_table([sharp, blurry])[0]["detector"]["id"] == "sharp"
     tie = budget_table([_cell("d", "detect", 10, 0.9), _cell("c", "classify", 10, 0.9)])
     assert tie[0]["winner"] == "tie"
