@@ -93,6 +93,16 @@ def run_train(manifest: Manifest, cfg: PipelineConfig, progress: bool = True) ->
     return _timed_stage(manifest, "train", body)
 
 
+def _trained_imgsz(manifest: Manifest, key: str) -> int:
+    """The input size the train stage used, from the manifest: exporting at another size than the model
+    learned at (e.g. the default 320 for a model trained at 384) would lose accuracy silently."""
+    params = manifest.stage("train").get("params", {})
+    if key not in params:
+        raise CctvkitError(f"the train stage does not record {key}", manifest.path,
+                           "re-run `trainer train --run` with this version of cctvkit")
+    return int(params[key])
+
+
 def run_export(manifest: Manifest, cfg: PipelineConfig, progress: bool = True) -> dict[str, Any]:
     from export.calibration import select_calibration_images
     from export.onnx_export import export_onnx
@@ -109,8 +119,10 @@ def run_export(manifest: Manifest, cfg: PipelineConfig, progress: bool = True) -
     verify_set = load_for_export(manifest, p)  # before the long export, so a bad --labels fails at once
 
     def body(out: Path) -> dict[str, Any]:
-        jobs = [("detector", detector_pt, "detect", cfg.train.detector_imgsz, detect_dir / "images" / "train"),
-                ("classifier", classifier_pt, "classify", cfg.train.classifier_imgsz, classify_dir / "train")]
+        jobs = [("detector", detector_pt, "detect", _trained_imgsz(manifest, "detector_imgsz"),
+                 detect_dir / "images" / "train"),
+                ("classifier", classifier_pt, "classify", _trained_imgsz(manifest, "classifier_imgsz"),
+                 classify_dir / "train")]
         outputs: dict[str, Path] = {}
         summary: dict[str, Any] = {}
         for tag, pt, task, imgsz, calib_root in jobs:
