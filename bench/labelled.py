@@ -12,19 +12,20 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 import cv2
 import numpy as np
 
 from bench.evaluate import erase_people, load_holdout
 from edge.errors import CctvkitError
-from edge.formats.yolo import label_path_for, list_images, parse_yolo_labels
+from edge.formats.yolo import label_path_for, list_images, orphan_labels, parse_yolo_labels
 from edge.manifest import Manifest
 
 GroundTruth = tuple[np.ndarray, np.ndarray]  # (class_ids (G,), xyxy (G, 4))
+T = TypeVar("T")
 # Normalised coordinates a little outside 0..1 are rounding of boxes at the border; far outside = pixels.
 _COORD_SLACK = 0.02
-_IGNORED_TXT = {"classes.txt", "notes.txt", "readme.txt"}
 
 
 @dataclass
@@ -52,10 +53,11 @@ class LabelledSet:
         }
 
 
-def _even(items: list[Path], n: int) -> list[Path]:
-    """n items spread evenly over the list (consecutive video frames are near-duplicates)."""
+def spread(items: list[T], n: int) -> list[T]:
+    """Up to n items spread evenly over the list (consecutive video frames are near-duplicates, so an even
+    spread covers the whole time span); all of them when n <= 0."""
     if n <= 0 or len(items) <= n:
-        return items
+        return list(items)
     idx = np.linspace(0, len(items) - 1, n).round().astype(int)
     return [items[i] for i in sorted(set(idx.tolist()))]
 
@@ -95,12 +97,7 @@ def _labels_root(folder: Path) -> Path:
 
 
 def _check_orphans(folder: Path, images: list[Path]) -> None:
-    """A label file without its image means the folders do not belong together (or were renamed)."""
-    expected = {label_path_for(p).resolve() for p in images}
-    root = _labels_root(folder)
-    for txt in sorted(root.rglob("*.txt")):
-        if txt.name.lower() in _IGNORED_TXT or txt.resolve() in expected:
-            continue
+    for txt in orphan_labels(_labels_root(folder), images)[:1]:
         raise CctvkitError(
             "label file has no matching image (labels do not match the frames)", txt,
             f"put its image under {_images_root(folder)} with the same name, or delete the label",
@@ -139,7 +136,7 @@ def folder_set(labels_dir: str | Path, negatives_dir: str | Path | None = None, 
         )
     frames, gts, names = [], [], []
     seen: set[int] = set()
-    for p in _even(all_images, max_frames):
+    for p in spread(all_images, max_frames):
         img = _read(p)
         frames.append(img)
         gts.append(_load_labels(label_path_for(p), img.shape[1], img.shape[0], label_class, seen))
@@ -155,7 +152,7 @@ def folder_set(labels_dir: str | Path, negatives_dir: str | Path | None = None, 
         neg_images = list_images(neg) if neg.is_dir() else []
         if not neg_images:
             raise CctvkitError("no images in the negatives folder", neg, "pass a folder of no-person frames")
-        for p in _even(neg_images, max_frames):
+        for p in spread(neg_images, max_frames):
             frames.append(_read(p))
             gts.append((np.zeros(0, np.int64), np.zeros((0, 4), np.float32)))
             names.append(str(p))

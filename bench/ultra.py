@@ -1,7 +1,8 @@
 """--vs-ultralytics: time Ultralytics' own predict on the same model file and the same frames.
 
-Ultralytics (and torch under it) is imported only here, inside the function, and only when the user asks:
-the device install has neither, and bench/ must import without them (tests/test_architecture.py).
+Ultralytics (and torch under it) is imported only inside _yolo_class, through trainer.yolo.offline, and only
+when the user asks: the device install has neither, and bench/ must import without them
+(tests/test_architecture.py).
 The ratio is cctvkit's end-to-end FPS over Ultralytics' (>1: cctvkit is faster); both include letterbox,
 inference and decoding/NMS of one decoded frame.
 """
@@ -9,7 +10,6 @@ inference and decoding/NMS of one decoded frame.
 from __future__ import annotations
 
 import importlib.util
-import os
 import time
 from typing import Any
 
@@ -30,16 +30,11 @@ def ultralytics_unavailable() -> str | None:
 
 
 def _yolo_class() -> Any:
-    try:  # the project's offline configuration (no network, settings in our cache) when trainer is present
-        from trainer.yolo.offline import ultralytics_yolo
+    # trainer ships in the same distribution, so its offline setup (no network, settings in our cache) is
+    # always there; it imports Ultralytics itself, only now.
+    from trainer.yolo.offline import ultralytics_yolo
 
-        return ultralytics_yolo()
-    except ImportError:
-        os.environ.setdefault("YOLO_OFFLINE", "1")
-        os.environ.setdefault("YOLO_AUTOINSTALL", "0")
-        from ultralytics import YOLO
-
-        return YOLO
+    return ultralytics_yolo()
 
 
 def _best_cctvkit(cells: list[dict[str, Any]], model: str) -> dict[str, Any] | None:

@@ -124,6 +124,10 @@ class Manifest:
         self.data["stages"][stage] = entry
         return entry
 
+    def add_outputs(self, stage: str, outputs: dict[str, Path]) -> None:
+        """Add files a recorded stage wrote after it was recorded (the export's verification report)."""
+        self.stage(stage)["outputs"].update({k: self._entry(p) for k, p in outputs.items()})
+
     def stage(self, stage: str) -> dict[str, Any]:
         try:
             return self.data["stages"][stage]

@@ -45,6 +45,7 @@ from export.litert_quant import (
     INT8_SCHEMES,
     CalibrationSet,
     calibration_frames,
+    first_line,
     quantize_checked,
     quiet,
 )
@@ -215,9 +216,8 @@ def _convert_fp32(model: Any, pt_path: Path, imgsz: tuple[int, int], progress: b
     except CctvkitError:
         raise
     except Exception as e:  # litert-torch raises many types for operators it cannot lower
-        first = (str(e).strip().splitlines() or [type(e).__name__])[0][:300]
         raise CctvkitError(
-            f"LiteRT conversion failed ({type(e).__name__}: {first})",
+            f"LiteRT conversion failed ({first_line(e)})",
             pt_path,
             "export a standard Ultralytics YOLO11/YOLOv8 model, or use the ONNX/ncnn export",
         ) from e

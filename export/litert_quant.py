@@ -33,6 +33,11 @@ HEAD_RX = r".*ultralytics\.nn\.modules\.head\.Detect_\d+.*"  # litert-torch name
 CALIB_METHOD = "min-max ranges, ai-edge-quantizer static int8 (per-channel weights, per-tensor activations)"
 
 
+def first_line(e: BaseException) -> str:
+    """'Type: first line' of a converter/quantizer exception (their messages run to pages), for one-line errors."""
+    return f"{type(e).__name__}: " + (str(e).strip().splitlines() or [type(e).__name__])[0][:300]
+
+
 @contextlib.contextmanager
 def quiet(enabled: bool) -> Iterator[None]:
     """Silence the converter's and quantizer's own prints and tqdm bars unless progress is wanted."""
@@ -138,9 +143,8 @@ def quantize_checked(
     except CctvkitError:
         raise
     except Exception as e:  # the quantizer raises ValueError/RuntimeError naming the op it cannot do
-        first = (str(e).strip().splitlines() or [type(e).__name__])[0][:300]
         raise CctvkitError(
-            f"LiteRT {precision} quantisation failed ({type(e).__name__}: {first})",
+            f"LiteRT {precision} quantisation failed ({first_line(e)})",
             shown,
             "export fp32 only (precisions=['fp32']) or use the ONNX/ncnn INT8 export",
         ) from e

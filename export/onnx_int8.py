@@ -77,13 +77,17 @@ def check_float_head(path: Path, shown: Path | None = None) -> None:
             )
 
 
-def _graph(path: Path) -> Any:  # onnx.GraphProto; onnx is imported lazily
+def _graph(model: Path | Any) -> Any:
+    """The onnx.GraphProto of a file (onnx imported lazily), or `model` itself when it already is one, so
+    the node finders below can share one loaded graph instead of each reading the file again."""
+    if not isinstance(model, (str, Path)):
+        return model
     import onnx
 
-    return onnx.load(str(path), load_external_data=False).graph
+    return onnx.load(str(model), load_external_data=False).graph
 
 
-def dfl_nodes(path: Path) -> list[str]:
+def dfl_nodes(path: Path | Any) -> list[str]:
     """Conv/MatMul nodes fed by a Softmax: the YOLO head's DFL conv, which turns 16 bin probabilities into
     their expected value (weights 0..15, in strides). Quantised, its output steps by 15/255 of a stride
     (up to 1.9 px at stride 32) and every box edge moves: on the demo run this one node cost 1.5 points of
@@ -99,13 +103,13 @@ def dfl_nodes(path: Path) -> list[str]:
     ]
 
 
-def head_nodes(path: Path) -> list[str]:
+def head_nodes(path: Path | Any) -> list[str]:
     """The model's output convolutions: Conv/MatMul/Gemm nodes met first walking back from the graph
     outputs, and walking on through a DFL conv (dfl_nodes) to the box convs before it: a YOLO detector's
     box and class 1x1 convs and its DFL conv, a classifier's final Linear."""
     graph = _graph(path)
     producers = {out: node for node in graph.node for out in node.output}
-    dfl = set(dfl_nodes(path))
+    dfl = set(dfl_nodes(graph))
     found: set[str] = set()
     seen: set[str] = set()
     stack = [o.name for o in graph.output]
@@ -122,11 +126,11 @@ def head_nodes(path: Path) -> list[str]:
     return [n.name for n in graph.node if n.name in found]  # in graph order
 
 
-def tail_nodes(path: Path) -> list[str]:
+def tail_nodes(path: Path | Any) -> list[str]:
     """Nodes after the output convolutions (head_nodes, not included): a detector's DFL decoding, score
     Sigmoid and the box + score Concat; a classifier's Softmax."""
     graph = _graph(path)
-    head = set(head_nodes(path))
+    head = set(head_nodes(graph))
     consumers: dict[str, list[Any]] = {}
     for node in graph.node:
         for name in node.input:
@@ -141,14 +145,14 @@ def tail_nodes(path: Path) -> list[str]:
     return [n.name for n in graph.node if n.name in found - head]
 
 
-KEEP_CHOICES: dict[str, Callable[[Path], list[str]]] = {
+KEEP_CHOICES: dict[str, Callable[[Any], list[str]]] = {
     "dfl": dfl_nodes,
     "head": head_nodes,
     "none": lambda path: [],
 }
 
 
-def _resolve_keep(keep_fp32: str | Sequence[str], pre: Path, shown: Path) -> list[str]:
+def _resolve_keep(keep_fp32: str | Sequence[str], pre: Any, shown: Path) -> list[str]:
     if isinstance(keep_fp32, str):
         if keep_fp32 not in KEEP_CHOICES:
             raise CctvkitError(
@@ -221,8 +225,9 @@ def quantize_onnx_int8(
         # Shape inference (and constant folding) so every Conv/MatMul tensor has a known shape to quantise.
         quant_pre_process(str(fp32_path), str(pre), skip_symbolic_shape=False)
         staged = tmp / "int8.onnx"
-        keep = _resolve_keep(keep_fp32, pre, out_path)
-        tail = tail_nodes(pre) if float_tail else []
+        graph = _graph(pre)  # read once for both node finders
+        keep = _resolve_keep(keep_fp32, graph, out_path)
+        tail = tail_nodes(graph) if float_tail else []
         with _progress(progress, len(calib_images)) as advance:
             reader = ImageCalibrationReader(calib_images, spec, input_name=_input_name(pre), on_image=advance)
             quantize_static(

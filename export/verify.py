@@ -23,7 +23,7 @@ from rich.progress import track
 from edge.backends import DEFAULT_BACKEND
 from edge.detector import Classifier, Detector, load_from_manifest
 from edge.errors import CctvkitError
-from edge.manifest import Manifest, hash_path
+from edge.manifest import Manifest
 from edge.metrics.map import evaluate_detections, presence_metrics
 from edge.types import Detections, ModelSpec
 from export.verify_data import VerifySet, load_verify_set, spread
@@ -46,7 +46,8 @@ def _to_person(d: Detections) -> Detections:
 
 def _score(
     task: str, predict: Callable[[np.ndarray], Any], vset: VerifySet, conf: float, label: str, progress: bool
-) -> dict[str, float]:
+) -> dict[str, float | int]:
+    """The row's accuracy columns and how many frames they were measured on."""
     if task == "detect":
         preds = [
             predict(f)
@@ -54,6 +55,7 @@ def _score(
         ]
         acc = evaluate_detections(preds, vset.gts, class_ids=[0], conf=conf)
         return {
+            "frames": len(vset.frames),
             "map50": float(acc["map50"]),
             "map50_95": float(acc["map50_95"]),
             "box_precision": float(acc["precision"]),
@@ -68,6 +70,7 @@ def _score(
         bool,
     )
     return {
+        "frames": len(frames),
         "top1": float(np.mean(verdicts == truth)) if len(truth) else 0.0,
         "presence_f1": float(presence_metrics(verdicts, truth)["f1"]),
     }
@@ -133,7 +136,6 @@ def _edge_row(
         row["backend"] = str(getattr(model.backend, "name", "") or row["backend"])
         if "frames" not in row:
             row.update(_score(spec.task, _edge_predict(model), vset, conf, name, progress))
-            row["frames"] = len(vset.frames if spec.task == "detect" else vset.classifier_frames)
         latency[str(t)] = _p50_ms(_edge_predict(model), timing, lambda m=model: m.timing.infer_ms)
     row["latency"] = {str(t): latency[str(t)] for t in threads}
     return row
@@ -190,7 +192,6 @@ def _pytorch_row(
     try:
         torch.set_num_threads(max(threads))
         row.update(_score(spec.task, predict, vset, conf, row["model"], progress))
-        row["frames"] = len(vset.frames if spec.task == "detect" else vset.classifier_frames)
         latency = {}
         for t in threads:
             torch.set_num_threads(t)
@@ -375,13 +376,8 @@ def verify_and_record(
         progress=progress,
     )
     files = write_verify_reports(report, manifest.run_dir / "export")
-    entry = manifest.stage("export")
-    for key, path in files.items():
-        entry["outputs"][key] = {
-            "path": path.relative_to(manifest.run_dir).as_posix(),
-            "sha256": hash_path(path),
-        }
-    entry["summary"]["verify"] = {
+    manifest.add_outputs("export", files)
+    manifest.stage("export")["summary"]["verify"] = {
         "passed": report["passed"],
         "failures": report["failures"],
         "seconds": round(time.perf_counter() - t0, 1),

@@ -18,14 +18,10 @@ from typing import Any
 import cv2
 import numpy as np
 
+from bench.labelled import GroundTruth, spread
 from edge.errors import CctvkitError
-from edge.formats.yolo import label_path_for, list_images, load_data_yaml, load_yolo_labels
+from edge.formats.yolo import label_path_for, list_images, load_data_yaml, load_yolo_labels, orphan_labels
 from edge.manifest import Manifest
-
-GroundTruth = tuple[np.ndarray, np.ndarray]  # (class ids, xyxy) in frame pixels, person = class 0
-
-# Files label tools put beside the label .txt files that are not labels of an image.
-_NOT_LABELS = {"classes.txt"}
 
 
 @dataclass
@@ -48,14 +44,6 @@ class VerifySet:
     @property
     def classifier_truth(self) -> np.ndarray:
         return np.concatenate([self.has_person, np.zeros(len(self.negatives), bool)])
-
-
-def spread(items: list[Any], n: int) -> list[Any]:
-    """Up to n items evenly spread over the list (video frames sorted by name: the whole time span)."""
-    if len(items) <= n:
-        return list(items)
-    idx = np.linspace(0, len(items) - 1, n).round().astype(int)
-    return [items[i] for i in idx]
 
 
 def _read(path: Path, what: str, fix: str) -> np.ndarray:
@@ -99,14 +87,12 @@ def load_labelled_folder(
     images = list_images(images_dir)
     if not images:
         raise CctvkitError("no images in the labelled folder", images_dir, fix)
-    expected = {label_path_for(p) for p in images}
-    for txt in sorted(labels_dir.rglob("*.txt")):
-        if txt not in expected and txt.name not in _NOT_LABELS:
-            raise CctvkitError(
-                "label file has no image of the same name under images/",
-                txt,
-                "add the image or delete the label file",
-            )
+    for txt in orphan_labels(labels_dir, images)[:1]:
+        raise CctvkitError(
+            "label file has no image of the same name under images/",
+            txt,
+            "add the image or delete the label file",
+        )
     person = _person_id(root)
     frames, gts = [], []
     n_boxes = 0

@@ -30,7 +30,7 @@ from rich.progress import track
 
 from edge.atomic import atomic_dir
 from edge.errors import CctvkitError
-from edge.formats.yolo import label_path_for, list_images, parse_yolo_labels, save_data_yaml
+from edge.formats.yolo import label_path_for, list_images, orphan_labels, parse_yolo_labels, save_data_yaml
 from edge.manifest import Manifest
 
 SPLITS = ("train", "val", "test")
@@ -86,12 +86,10 @@ def find_frames(data: Path) -> list[Frame]:
     if not images:
         raise CctvkitError("no images (.jpg/.jpeg/.png/.bmp) found", data,
                            "pass --data DIR with images/ and labels/")
-    expected = {label_path_for(p).resolve() for p in images}
     label_root = data / "labels" if (data / "labels").is_dir() else data
-    for txt in sorted(label_root.rglob("*.txt")):
-        if txt.name != "classes.txt" and txt.resolve() not in expected:
-            raise CctvkitError("label file has no image", txt,
-                               "add its image under images/ with the same name, or delete the label")
+    for txt in orphan_labels(label_root, images)[:1]:
+        raise CctvkitError("label file has no image", txt,
+                           "add its image under images/ with the same name, or delete the label")
     if not any(label_path_for(p).is_file() for p in images):
         raise CctvkitError(f"none of the {len(images)} images has a label file", data,
                            "put YOLO labels in DIR/labels/ with the images' names (.txt)")

@@ -92,6 +92,21 @@ def label_path_for(image_path: str | Path) -> Path:
     return Path(*parts).with_suffix(".txt")
 
 
+# Files label tools put beside the .txt labels that are no image's label.
+NOT_LABEL_FILES = frozenset({"classes.txt", "notes.txt", "readme.txt"})
+
+
+def orphan_labels(labels_root: str | Path, images: list[Path]) -> list[Path]:
+    """.txt files under labels_root that are not the label of any of `images` (label_path_for), sorted: a
+    label without its image means the folders do not belong together, or were renamed."""
+    expected = {label_path_for(p).resolve() for p in images}
+    return [
+        txt
+        for txt in sorted(Path(labels_root).rglob("*.txt"))
+        if txt.name.lower() not in NOT_LABEL_FILES and txt.resolve() not in expected
+    ]
+
+
 def list_images(folder: str | Path) -> list[Path]:
     folder = Path(folder)
     return sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
