@@ -1,7 +1,7 @@
 """One cell of the matrix: one model file on one backend with one thread count, timed and scored.
 
-Per cell: cold start (load + warm-up), an accuracy pass over the labelled frames at a low score threshold
-(COCO-style mAP needs the whole precision/recall curve, as Ultralytics' val does), then a speed pass at
+Per cell: cold start (load + warm-up), an accuracy pass over the labelled frames by edge/eval (the one
+evaluation core: mAP over the whole score curve, P/R/F1, count MAE and presence at the threshold), then a speed pass at
 the operating threshold (latency p50/p95/p99 inference-only and end-to-end, sustained FPS) while
 bench/sysmon.py watches CPU, memory, temperature and clocks. Any exception fails this cell only.
 """
@@ -18,12 +18,11 @@ from typing import Any
 import numpy as np
 
 from bench.feeds import Feed
-from bench.labelled import LabelledSet
 from bench.sysmon import CellMonitor
 from edge.detector import Classifier, Detector
 from edge.errors import CctvkitError
-from edge.metrics.map import evaluate_detections, presence_metrics
-from edge.types import Detections, ModelSpec
+from edge.eval import DETECTION_KEYS, LabelledSet, model_accuracy
+from edge.types import ModelSpec
 
 
 @dataclass
@@ -52,7 +51,6 @@ class Cell:
 class CellOptions:
     conf: float = 0.25  # operating threshold of detectors (P, R, presence, speed pass)
     iou: float = 0.45
-    eval_conf: float = 0.001  # detector threshold of the accuracy pass (mAP over the whole curve)
     threshold: float = 0.5  # classifier person probability
     warmup: int = 3
     speed_frames: int = 100
@@ -83,17 +81,11 @@ def _load(cell: Cell, opts: CellOptions) -> Detector | Classifier:
     path = cell.model.resolve()
     spec = cell.model.spec
     if spec.task == "detect":
-        return Detector(spec, path, backend=cell.backend, threads=cell.threads, conf=opts.eval_conf,
+        return Detector(spec, path, backend=cell.backend, threads=cell.threads, conf=opts.conf,
                         iou=opts.iou, classes=[spec.person_class])
     if spec.task == "classify":
         return Classifier(spec, path, backend=cell.backend, threads=cell.threads, threshold=opts.threshold)
     raise CctvkitError(f"unknown task '{spec.task}'", cell.model.origin, "re-run the export")
-
-
-def person_only(d: Detections, person_class: int) -> Detections:
-    """Ground truth is class 0 = person; a COCO model's person is its own class id."""
-    keep = d.class_ids == person_class
-    return Detections(d.xyxy[keep], d.scores[keep], np.zeros(int(keep.sum()), np.int64))
 
 
 def _call(model: Detector | Classifier, frame: np.ndarray) -> Any:
@@ -101,23 +93,9 @@ def _call(model: Detector | Classifier, frame: np.ndarray) -> Any:
 
 
 def accuracy_pass(model: Detector | Classifier, data: LabelledSet, opts: CellOptions) -> dict[str, Any]:
-    truth = data.has_person
-    if isinstance(model, Detector):
-        model.conf = opts.eval_conf
-        preds = [person_only(model.detect(f), model.spec.person_class) for f in data.frames]
-        acc = evaluate_detections(preds, data.gts, class_ids=[0], conf=opts.conf)
-        present = np.array([bool((p.scores >= opts.conf).any()) for p in preds])
-        presence = presence_metrics(present, truth)
-        out = {"map50": acc["map50"], "map50_95": acc["map50_95"], "precision_at_conf": acc["precision"],
-               "recall_at_conf": acc["recall"], "n_gt": acc["n_gt"]}
-    else:
-        present = np.array([model.classify(f).is_person for f in data.frames])
-        presence = presence_metrics(present, truth)
-        out = {"map50": None, "map50_95": None, "precision_at_conf": None, "recall_at_conf": None}
-    out.update({"presence_accuracy": presence["accuracy"], "presence_f1": presence["f1"],
-                "presence_precision": presence["precision"], "presence_recall": presence["recall"],
-                "presence_counts": {k: presence[k] for k in ("tp", "fp", "fn", "tn")},
-                "eval_frames": len(data.frames)})
+    """edge/eval's scores (the same keys for every cell: a classifier's box scores are None)."""
+    out: dict[str, Any] = dict.fromkeys(DETECTION_KEYS)
+    out.update(model_accuracy(model, data, conf=opts.conf))
     return out
 
 

@@ -24,14 +24,16 @@ def _default_threads() -> str:
 
 
 def _labelled(args: argparse.Namespace, manifest: Any) -> Any:
-    from bench.labelled import folder_set, holdout_set
+    from edge.eval import load_yolo_folder, with_negatives
+    from edge.eval.holdout import scene_holdout
 
     if args.negatives and not args.labels:
         raise CctvkitError("--negatives needs --labels", args.negatives, "add --labels DIR (YOLO images/labels)")
     if args.labels:
-        return folder_set(args.labels, args.negatives, args.max_frames, args.label_class)
+        data = load_yolo_folder(args.labels, max_frames=args.max_frames, person_class=args.label_class)
+        return with_negatives(data, args.negatives, args.max_frames)
     if manifest is not None and "scene" in manifest.data.get("stages", {}):
-        return holdout_set(manifest, args.max_frames)
+        return scene_holdout(manifest, args.max_frames)
     return None
 
 
@@ -39,8 +41,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from bench.cells import CellOptions
     from bench.feeds import CaptureFeed, ListFeed, parse_duration
     from bench.matrix import build_cells, check_backends, load_models, parse_list, results_doc, run_matrix
-    from bench.report import stdout_console
-    from bench.report_v2 import matrix_table, prepare_out_dir, write_matrix_reports
+    from bench.report import matrix_table, prepare_out_dir, stdout_console, write_matrix_reports
 
     err = Console(stderr=True)
     models, manifest = load_models(args.models, args.metadata)
@@ -61,7 +62,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.source:
         feed: Any = CaptureFeed(args.source)
     elif data is not None:
-        feed = ListFeed(data.frames, f"the {len(data.frames)} labelled frames, decoded in memory, cycled")
+        feed = ListFeed(data.presence_frames, f"the {len(data.presence_frames)} labelled frames, decoded in memory, cycled")
     else:
         raise CctvkitError("nothing to run the models on", args.models[0], "pass --source or --labels")
     opts = CellOptions(conf=args.conf, iou=args.iou, threshold=args.threshold, speed_frames=args.frames,
@@ -120,7 +121,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--labels", help="YOLO folder (images/ + labels/) to score accuracy on (default: the run's "
                      "scene holdout with pseudo-labels)")
     run.add_argument("--negatives", help="folder of real no-person frames added to --labels")
-    run.add_argument("--label-class", type=int, default=0, help="class id of person in --labels (default 0)")
+    run.add_argument("--label-class", type=int, help="class id of person in --labels (default: from its data.yaml, else 0)")
     run.add_argument("--threads", default=_default_threads(), help="comma-separated thread counts (default %(default)s)")
     run.add_argument("--backends", help="comma-separated backends (default: every registered one that reads a "
                      "model's format)")

@@ -14,7 +14,7 @@ from rich.table import Table
 from bench.schema import COLUMNS, HIGHER_IS_BETTER, load_results
 
 COMPARED = ("fps_sustained", "fps_e2e", "fps_infer", "latency_p50_ms", "latency_p95_ms", "latency_p99_ms",
-            "infer_p50_ms", "cold_start_s", "map50", "map50_95", "precision_at_conf", "recall_at_conf",
+            "infer_p50_ms", "cold_start_s", "map50", "map50_95", "box_precision", "box_recall", "box_f1", "count_mae",
             "presence_accuracy", "presence_f1", "peak_rss_mb", "cell_rss_mb", "process_cpu_percent", "temp_end_c",
             "arm_freq_mhz_end")
 LOWER_IS_BETTER = {"latency_p50_ms", "latency_p95_ms", "latency_p99_ms", "infer_p50_ms", "cold_start_s",

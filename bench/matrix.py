@@ -15,12 +15,12 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from bench.cells import Cell, CellOptions, ModelEntry, run_cell
 from bench.feeds import Feed
-from bench.labelled import LabelledSet
 from bench.schema import SCHEMA, SCHEMA_VERSION, host_info
 from bench.sysmon import probe_status
 from bench.verdict import verdict
 from edge.backends import BACKENDS
 from edge.errors import CctvkitError
+from edge.eval import LabelledSet
 from edge.manifest import Manifest
 
 MODEL_SUFFIXES = (".onnx", ".tflite")

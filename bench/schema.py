@@ -4,6 +4,8 @@ Version history (bump SCHEMA_VERSION when a key changes meaning or disappears; a
 - 1: the demo's bench stage (bench/evaluate.py): {"schema_version": 1, "rows": [...]}.
 - 2: `bench run`: {"schema": "cctvkit.bench", "schema_version": 2, "host", "params", "data", "cells", "verdict"}.
   Each cell is one (model, backend, threads) with status "ok" or "failed" (+ "reason").
+- 3: accuracy keys from edge/eval, the one evaluation core: precision_at_conf / recall_at_conf became
+  box_precision / box_recall, with box_f1, count_mae and presence_*; the demo's bench stage writes this too.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ import psutil
 from edge.errors import CctvkitError
 
 SCHEMA = "cctvkit.bench"
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 # (CSV/compare column, human header, format). Order = CSV column order; nested values are flattened.
 COLUMNS: list[tuple[str, str, str]] = [
@@ -47,8 +49,10 @@ COLUMNS: list[tuple[str, str, str]] = [
     ("infer_p99_ms", "infer p99 ms", "{:.1f}"),
     ("map50", "mAP50", "{:.3f}"),
     ("map50_95", "mAP50-95", "{:.3f}"),
-    ("precision_at_conf", "P@conf", "{:.3f}"),
-    ("recall_at_conf", "R@conf", "{:.3f}"),
+    ("box_precision", "P@conf", "{:.3f}"),
+    ("box_recall", "R@conf", "{:.3f}"),
+    ("box_f1", "F1@conf", "{:.3f}"),
+    ("count_mae", "count MAE", "{:.2f}"),
     ("presence_accuracy", "presence acc", "{:.3f}"),
     ("presence_f1", "presence F1", "{:.3f}"),
     ("process_cpu_percent", "process CPU %", "{:.0f}"),
@@ -65,8 +69,8 @@ COLUMNS: list[tuple[str, str, str]] = [
 ]
 
 # Numbers where bigger is better (compare marks the direction of a change).
-HIGHER_IS_BETTER = {"fps_sustained", "fps_e2e", "fps_infer", "map50", "map50_95", "precision_at_conf",
-                    "recall_at_conf", "presence_accuracy", "presence_f1"}
+HIGHER_IS_BETTER = {"fps_sustained", "fps_e2e", "fps_infer", "map50", "map50_95", "box_precision",
+                    "box_recall", "box_f1", "presence_accuracy", "presence_f1"}
 
 
 def fmt_value(value: Any, spec: str) -> str:

@@ -2,7 +2,7 @@
 
 `trainer export` ends here. Each model the export stage recorded is loaded from the manifest with
 edge.detector (exactly what the device runs: our preprocessing, runtime and decoding), scored on held-out
-labelled frames by edge/metrics/map.py, and timed per thread count; the trained .pt runs through
+labelled frames by edge/eval (the one evaluation core), and timed per thread count; the trained .pt runs through
 Ultralytics predict on the same frames with the same conf/iou and is scored by the same code, as the
 reference. Any INT8 model that loses more than `max_drop` points of mAP50-95 (detector) or top-1
 accuracy (classifier) against it fails the command -- after the models and the report are written, so
@@ -18,23 +18,23 @@ from typing import Any
 
 import cv2
 import numpy as np
-from rich.progress import track
 
 from edge.backends import DEFAULT_BACKEND
 from edge.detector import Classifier, Detector, load_from_manifest
 from edge.errors import CctvkitError
+from edge.eval import EVAL_CONF, LabelledSet, classifier_accuracy, detector_accuracy, model_accuracy, spread
 from edge.manifest import Manifest
-from edge.metrics.map import evaluate_detections, presence_metrics
 from edge.types import Detections, ModelSpec
-from export.verify_data import VerifySet, load_verify_set, spread
+from export.verify_data import load_verify_set
 
 SCHEMA_VERSION = 1
 PT_OUTPUT = {"detect": "detector.pt", "classify": "classifier.pt"}  # train stage outputs per task
-METRIC = {"detect": ("map50_95", "mAP50-95"), "classify": ("top1", "top-1 accuracy")}
-# Box precision/recall at conf (not "precision": a row's "precision" is fp32/int8).
+METRIC = {"detect": ("map50_95", "mAP50-95"), "classify": ("presence_accuracy", "top-1 accuracy")}
+# edge/eval's keys compared against the reference in points (box_*, not "precision": a row's "precision"
+# is fp32/int8); count_mae is a count, reported but not turned into points.
 ACCURACY_KEYS = {
-    "detect": ("map50", "map50_95", "box_precision", "box_recall"),
-    "classify": ("top1", "presence_f1"),
+    "detect": ("map50", "map50_95", "box_precision", "box_recall", "box_f1", "presence_f1"),
+    "classify": ("presence_accuracy", "presence_f1"),
 }
 WARMUP = 2  # first calls allocate buffers and pick kernels; not what a running camera sees
 
@@ -42,38 +42,6 @@ WARMUP = 2  # first calls allocate buffers and pick kernels; not what a running 
 def _to_person(d: Detections) -> Detections:
     """Only person boxes were asked for; score them as class 0 like the ground truth."""
     return Detections(d.xyxy, d.scores, np.zeros(len(d), np.int64))
-
-
-def _score(
-    task: str, predict: Callable[[np.ndarray], Any], vset: VerifySet, conf: float, label: str, progress: bool
-) -> dict[str, float | int]:
-    """The row's accuracy columns and how many frames they were measured on."""
-    if task == "detect":
-        preds = [
-            predict(f)
-            for f in track(vset.frames, description=f"{label:<24}", disable=not progress, transient=True)
-        ]
-        acc = evaluate_detections(preds, vset.gts, class_ids=[0], conf=conf)
-        return {
-            "frames": len(vset.frames),
-            "map50": float(acc["map50"]),
-            "map50_95": float(acc["map50_95"]),
-            "box_precision": float(acc["precision"]),
-            "box_recall": float(acc["recall"]),
-        }
-    frames, truth = vset.classifier_frames, vset.classifier_truth
-    verdicts = np.array(
-        [
-            bool(predict(f))
-            for f in track(frames, description=f"{label:<24}", disable=not progress, transient=True)
-        ],
-        bool,
-    )
-    return {
-        "frames": len(frames),
-        "top1": float(np.mean(verdicts == truth)) if len(truth) else 0.0,
-        "presence_f1": float(presence_metrics(verdicts, truth)["f1"]),
-    }
 
 
 def _p50_ms(
@@ -97,7 +65,7 @@ def _p50_ms(
 def _edge_predict(model: Detector | Classifier) -> Callable[[np.ndarray], Any]:
     if isinstance(model, Detector):
         return lambda f: _to_person(model.detect(f))
-    return lambda f: int(np.argmax(model.classify(f).probs)) == model.spec.person_class
+    return lambda f: model.classify(f).is_person
 
 
 def _size_mb(paths: Sequence[Path]) -> float:
@@ -108,7 +76,7 @@ def _edge_row(
     manifest: Manifest,
     name: str,
     spec: ModelSpec,
-    vset: VerifySet,
+    vset: LabelledSet,
     threads: list[int],
     timing: list[np.ndarray],
     conf: float,
@@ -134,8 +102,8 @@ def _edge_row(
     for t in sorted(threads, reverse=True):  # the first (most threads) also does the accuracy pass
         model = load_from_manifest(manifest, name, threads=t, **kw)
         row["backend"] = str(getattr(model.backend, "name", "") or row["backend"])
-        if "frames" not in row:
-            row.update(_score(spec.task, _edge_predict(model), vset, conf, name, progress))
+        if "eval_frames" not in row:
+            row.update(model_accuracy(model, vset, conf, name, progress))
         latency[str(t)] = _p50_ms(_edge_predict(model), timing, lambda m=model: m.timing.infer_ms)
     row["latency"] = {str(t): latency[str(t)] for t in threads}
     return row
@@ -144,7 +112,7 @@ def _edge_row(
 def _pytorch_row(
     pt: Path,
     spec: ModelSpec,
-    vset: VerifySet,
+    vset: LabelledSet,
     threads: list[int],
     timing: list[np.ndarray],
     conf: float,
@@ -163,12 +131,19 @@ def _pytorch_row(
     imgsz = [h, w] if spec.task == "detect" else (h if h == w else [h, w])
     if spec.task == "detect":
 
-        def predict(f: np.ndarray) -> Detections:
+        def predict_at(f: np.ndarray, threshold: float) -> Detections:
             r = yolo.predict(
-                f, imgsz=imgsz, conf=conf, iou=iou, classes=[person], max_det=300, device="cpu", verbose=False
+                f, imgsz=imgsz, conf=threshold, iou=iou, classes=[person], max_det=300, device="cpu",
+                verbose=False,
             )[0]
             b = r.boxes
             return _to_person(Detections(b.xyxy.cpu().numpy(), b.conf.cpu().numpy(), b.cls.cpu().numpy()))
+
+        def predict(f: np.ndarray) -> Detections:
+            return predict_at(f, conf)
+
+        def score() -> dict[str, Any]:  # the whole curve, as edge models are scored
+            return detector_accuracy(lambda f: predict_at(f, EVAL_CONF), vset, conf, row["model"], progress)
     else:
 
         def predict(f: np.ndarray) -> bool:
@@ -178,6 +153,9 @@ def _pytorch_row(
             small = cv2.resize(f, (w, h), interpolation=cv2.INTER_AREA)
             r = yolo.predict(small, imgsz=imgsz, device="cpu", verbose=False)[0]
             return int(r.probs.top1) == person
+
+        def score() -> dict[str, Any]:
+            return classifier_accuracy(predict, vset, row["model"], progress)
 
     row: dict[str, Any] = {
         "model": f"pytorch-{pt.stem}",
@@ -191,7 +169,7 @@ def _pytorch_row(
     before = torch.get_num_threads()
     try:
         torch.set_num_threads(max(threads))
-        row.update(_score(spec.task, predict, vset, conf, row["model"], progress))
+        row.update(score())
         latency = {}
         for t in threads:
             torch.set_num_threads(t)
@@ -206,11 +184,11 @@ class ExportCheckFailed(CctvkitError):
     """An INT8 model lost too much accuracy; the models and the report are written and recorded."""
 
 
-def chance_level(task: str, vset: VerifySet) -> float:
+def chance_level(task: str, vset: LabelledSet) -> float:
     """What a model that learned nothing scores: 0 mAP, or always answering the commoner class."""
     if task == "detect":
         return 0.0
-    truth = vset.classifier_truth
+    truth = vset.presence_truth
     return float(max(truth.mean(), 1 - truth.mean())) if len(truth) else 0.0
 
 
@@ -279,7 +257,7 @@ def compare_rows(rows: list[dict[str, Any]], chance: dict[str, float], max_drop:
 def verify_export(
     manifest: Manifest,
     names: Sequence[str],
-    vset: VerifySet,
+    vset: LabelledSet,
     *,
     threads: Sequence[int] = (1, 2, 4),
     timing_frames: int = 30,
@@ -301,7 +279,7 @@ def verify_export(
         mine = [n for n in names if specs[n].task == task]
         if not mine:
             continue
-        frames = vset.frames if task == "detect" else vset.classifier_frames
+        frames = vset.frames if task == "detect" else vset.presence_frames
         if not frames:
             raise CctvkitError(
                 f"no frames to verify the {task} models on", fix="pass --labels or --negatives"
@@ -331,7 +309,7 @@ def verify_export(
         "schema_version": SCHEMA_VERSION,
         "run": manifest.data.get("run"),
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "data": vset.info,
+        "data": vset.summary(),
         "conf": conf,
         "iou": iou,
         "threads": threads,
@@ -347,7 +325,7 @@ def verify_export(
     }
 
 
-def load_for_export(manifest: Manifest, p: Any) -> VerifySet | None:
+def load_for_export(manifest: Manifest, p: Any) -> LabelledSet | None:
     """The verification frames for ExportParams p (None when verification is off), loaded before the
     export works so a bad folder fails in a second."""
     if not p.verify:
@@ -356,7 +334,7 @@ def load_for_export(manifest: Manifest, p: Any) -> VerifySet | None:
 
 
 def verify_and_record(
-    manifest: Manifest, names: Sequence[str], vset: VerifySet, cfg: Any, progress: bool = True
+    manifest: Manifest, names: Sequence[str], vset: LabelledSet, cfg: Any, progress: bool = True
 ) -> dict[str, Any]:
     """Verify, write export/verify.json + verify.md, add them to the export stage in the manifest, then
     raise the first failure (one line) when an INT8 model lost too much."""
@@ -383,7 +361,7 @@ def verify_and_record(
         "seconds": round(time.perf_counter() - t0, 1),
         "labels": report["data"]["source"],
         "rows": {
-            r["model"]: {k: round(r[k], 4) for k in (*ACCURACY_KEYS[r["task"]], "size_mb") if k in r}
+            r["model"]: {k: round(r[k], 4) for k in (*ACCURACY_KEYS[r["task"]], "count_mae", "size_mb") if k in r}
             for r in report["rows"]
         },
     }

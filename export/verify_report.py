@@ -47,11 +47,11 @@ def _verdict(row: dict[str, Any]) -> str:
 def _table(rows: list[dict[str, Any]], task: str, threads: list[int]) -> list[str]:
     ts = [str(t) for t in threads]
     if task == "detect":
-        acc = ["mAP50", "mAP50-95", "Δ mAP50-95 vs PyTorch", "Δ vs same-format FP32"]
-        key, keys = "map50_95", ("map50", "map50_95")
+        acc = ["mAP50", "mAP50-95", "P", "R", "Δ mAP50-95 vs PyTorch", "Δ vs same-format FP32"]
+        key, keys = "map50_95", ("map50", "map50_95", "box_precision", "box_recall")
     else:
         acc = ["top-1 %", "Δ top-1 vs PyTorch", "Δ vs same-format FP32"]
-        key, keys = "top1", ("top1",)
+        key, keys = "presence_accuracy", ("presence_accuracy",)
     head = [
         "model",
         "format",
@@ -114,7 +114,7 @@ def verify_markdown(report: dict[str, Any]) -> str:
         f"- Every exported model ran through the edge runtime (edge.detector: our preprocessing, runtime, "
         f"decoding); the PyTorch rows ran the trained .pt through Ultralytics predict on the same frames "
         f"(classifier: the frame squashed to imgsz first, as the device does). conf {report['conf']}, "
-        f"iou {report['iou']}; all scored by edge/metrics/map.py.",
+        f"iou {report['iou']}; all scored by edge/eval (mAP over the whole score curve, P/R at conf).",
         f"- Latency: {report['latency']}; {report['timing_frames']} frames per thread count; "
         "(Nx) = this model's latency over the same format's FP32.",
         "- Δ columns are in points (percentage points x 100 of the metric). "

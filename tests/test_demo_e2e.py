@@ -50,11 +50,12 @@ def check_run(run: Path, tmp_path: Path, expected_models: list[str]) -> dict:
         manifest.model_path(name)  # exists and matches its sha256
     assert models["classifier-onnx-fp32"].class_names[models["classifier-onnx-fp32"].person_class] == "person"
     result = json.loads((run / "bench" / "results.json").read_text())
-    assert "pseudo" in result["labels"]
-    assert len(result["rows"]) == len(expected_models)
-    for row in result["rows"]:
+    assert "PSEUDO" in result["data"]["description"] and result["real_labels"] is False
+    assert sorted(c["model"] for c in result["cells"]) == sorted(expected_models)
+    for row in result["cells"]:
+        assert row["status"] == "ok", row.get("reason")
         assert row["fps_e2e"] > 0 and row["latency_p95_ms"] >= row["latency_p50_ms"] > 0
-        key = "map50" if row["task"] == "detect" else "accuracy"
+        key = "map50" if row["task"] == "detect" else "presence_accuracy"
         assert 0.0 <= row[key] <= 1.0
     # No temp folders left beside the finished run.
     assert [p.name for p in run.parent.iterdir()] == [run.name]
@@ -88,4 +89,4 @@ def test_quick_demo_on_vtest(vtest_video, tmp_path):
     run_cli("trainer.cli", "demo", "--video", str(vtest_video), "--name", "vtest", "--runs-dir",
             str(tmp_path / "runs"), "--quick", "--no-progress", cwd=tmp_path)
     result = check_run(tmp_path / "runs" / "vtest", tmp_path, ONNX_MODELS)
-    assert result["frames_with_person"] >= 0.8 * result["frames"]  # people walk through the whole video
+    assert result["data"]["frames_with_person"] >= 0.8 * result["data"]["frames"]  # people walk through the whole video

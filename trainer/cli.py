@@ -18,6 +18,8 @@ from trainer import pipeline
 from trainer.config import PipelineConfig, quick_config
 
 console = Console(stderr=True)
+LABELS_HELP = ("YOLO folder (images/ + labels/) with real labels of frames of the same input, used ONLY to "
+               "score the run on its held-out frames (never read by scene, compose or train)")
 
 
 def _config(args: argparse.Namespace) -> PipelineConfig:
@@ -36,6 +38,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     if final.exists() and not args.force:
         raise CctvkitError("run directory already exists", final, "pass --name NEW or --force to replace it")
     video = resolve_demo_video(Path(args.video) if args.video else None)
+    labels = _labels_dir(args)
     progress = not args.no_progress
     t_start = time.perf_counter()
     # The run is built in a temp folder beside its final name and renamed only when every stage is done,
@@ -44,7 +47,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         manifest = Manifest.create(tmp, args.name)
         manifest.save()
         stage_calls = [
-            ("scene", lambda: pipeline.run_scene(manifest, video, cfg, progress)),
+            ("scene", lambda: _scene_then_labels(manifest, video, cfg, labels, progress)),
             ("compose", lambda: pipeline.run_compose(manifest, cfg, progress)),
             ("train", lambda: pipeline.run_train(manifest, cfg, progress)),
             ("export", lambda: pipeline.run_export(manifest, cfg, progress)),
@@ -69,11 +72,35 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _labels_dir(args: argparse.Namespace) -> Path | None:
+    """--labels of demo/scene: a YOLO folder of frames of the same input, for evaluation only."""
+    if not getattr(args, "labels", None):
+        return None
+    path = Path(args.labels)
+    if not path.is_dir():
+        raise CctvkitError("labels folder not found", path, "pass --labels DIR (YOLO images/ + labels/)")
+    return path
+
+
+def _scene_then_labels(manifest: Manifest, video: Path, cfg: PipelineConfig, labels: Path | None,
+                       progress: bool) -> dict:
+    """The scene stage never sees the labels; right after it they are checked against the input (frames
+    of the input? any in the held-out part?) and recorded for the evaluation stages, before training."""
+    from edge.eval.holdout import record_run_labels
+
+    entry = pipeline.run_scene(manifest, video, cfg, progress)
+    if labels is not None:
+        rec = record_run_labels(manifest, labels)
+        console.print(f"real labels: {rec['held_out_labelled_frames']} labelled held-out frames will be scored "
+                      f"({rec['labelled_frames_in_training_part']} labelled frames in the training part are not)")
+    return entry
+
+
 def print_summary(manifest: Manifest) -> None:
-    from bench.report import results_table, stdout_console
+    from bench.report import holdout_table, stdout_console
 
     out = stdout_console()
-    out.print(results_table(manifest.stage("bench")["summary"]["result"]))
+    out.print(holdout_table(manifest.stage("bench")["summary"]["result"]))
     times = Table(title="stage times")
     times.add_column("stage")
     times.add_column("seconds", justify="right")
@@ -119,7 +146,7 @@ def cmd_stage(args: argparse.Namespace) -> int:
         from trainer.demo_video import resolve_demo_video
 
         video = resolve_demo_video(Path(args.video) if args.video else None)
-        pipeline.run_scene(_open_run(args, create=True), video, cfg, progress)
+        _scene_then_labels(_open_run(args, create=True), video, cfg, _labels_dir(args), progress)
     else:
         manifest = _open_run(args)
         {"compose": pipeline.run_compose, "train": pipeline.run_train, "export": pipeline.run_export,
@@ -146,7 +173,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     demo = sub.add_parser("demo", help="the whole path on one video: scene, compose, train, export, bench")
-    demo.add_argument("--video", help="fixed-camera video with people walking (default: OpenCV's vtest.avi)")
+    demo.add_argument("--video", help="fixed-camera video, frame folder or quoted glob ('cam/*.jpg') with people "
+                                      "walking (default: OpenCV's vtest.avi)")
+    demo.add_argument("--labels", help=LABELS_HELP)
     demo.add_argument("--name", default="demo", help="run name: outputs go to <runs-dir>/<name>/")
     demo.add_argument("--runs-dir", default="runs")
     demo.add_argument("--force", action="store_true", help="replace an existing run of that name")
@@ -161,7 +190,8 @@ def build_parser() -> argparse.ArgumentParser:
         p = sub.add_parser(stage, help=text)
         p.add_argument("--run", required=True, help="run directory (runs/<name>)")
         if stage == "scene":
-            p.add_argument("--video", help="the video (default: OpenCV's vtest.avi)")
+            p.add_argument("--video", help="video, frame folder or quoted glob (default: OpenCV's vtest.avi)")
+            p.add_argument("--labels", help=LABELS_HELP)
         if stage == "export":
             _export_options(p)
         _common(p)

@@ -1,4 +1,5 @@
-"""Where the demo's video comes from: --video, else OpenCV's sample vtest.avi from Debian's opencv-doc.
+"""Where the demo's video comes from: --video (a video, a frame folder or a glob), else OpenCV's sample
+vtest.avi from Debian's opencv-doc.
 
 The Debian package is fetched with `apt-get download` (a package registry, the one place the trainer
 touches the network, and only when no video was given) and cached under ~/.cache/cctvkit.
@@ -13,9 +14,11 @@ import tempfile
 from pathlib import Path
 
 from edge.errors import CctvkitError
+from trainer.scene.frames import frame_files, input_kind
 
 DEB_MEMBER = "./usr/share/doc/opencv-doc/examples/data/vtest.avi"
-FIX = "pass a video of a fixed camera with people walking: --video PATH"
+FIX = ("pass a video (or a folder or quoted glob of frames) of a fixed camera with people walking: "
+       "--video PATH")
 
 
 def cache_dir() -> Path:
@@ -23,10 +26,16 @@ def cache_dir() -> Path:
 
 
 def resolve_demo_video(video: Path | None) -> Path:
+    """--video as given (a video file, a folder of frames or a glob such as 'cam/*.jpg'), checked to exist
+    and, for stills, to hold at least one frame; without --video, vtest.avi."""
     if video is not None:
-        if not Path(video).is_file():
-            raise CctvkitError("video file not found", video, FIX)
-        return Path(video)
+        video = Path(video)
+        if video.is_file():
+            return video
+        if input_kind(video) == "video":
+            raise CctvkitError("video file, frame folder or glob not found", video, FIX)
+        frame_files(video)  # a folder or glob without frames is an error naming it
+        return video
     cached = cache_dir() / "vtest.avi"
     if cached.is_file():
         return cached

@@ -17,7 +17,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import re
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,7 +29,8 @@ from rich.progress import track
 
 from edge.atomic import atomic_dir
 from edge.errors import CctvkitError
-from edge.formats.yolo import label_path_for, list_images, orphan_labels, parse_yolo_labels, save_data_yaml
+from edge.eval.labelled import list_labelled, load_label_file, natural_key
+from edge.formats.yolo import label_path_for, list_images, parse_yolo_labels, save_data_yaml
 from edge.manifest import Manifest
 
 SPLITS = ("train", "val", "test")
@@ -46,12 +46,6 @@ class Frame:
     boxes: int
 
 
-def natural_key(path: Path) -> list[Any]:
-    """frame_2.jpg before frame_10.jpg: video exports do not always zero-pad their numbers."""
-    rel = path.as_posix()
-    return [int(t) if t.isdigit() else t.lower() for t in re.split(r"(\d+)", rel)]
-
-
 def _decode(path: Path) -> np.ndarray:
     # np.fromfile + imdecode: cv2.imread returns None silently and fails on some non-ASCII paths.
     try:
@@ -65,36 +59,23 @@ def _decode(path: Path) -> np.ndarray:
 
 
 def _count_boxes(label: Path) -> int:
-    cls, xyxy = parse_yolo_labels(label.read_text(), 1, 1, str(label))
+    """Boxes of one label file, by edge/eval's rules (the same as every scorer's); one class only."""
+    cls, _ = parse_yolo_labels(label.read_text(), 1, 1, str(label))
     if len(cls) and (cls != 0).any():
         raise CctvkitError(f"class id {int(cls[cls != 0][0])} found; import takes one class, 0 = person",
                            label, "map person to class 0 and drop other classes")
-    if len(xyxy) and (xyxy.min() < -0.01 or xyxy.max() > 1.01):
-        raise CctvkitError("box coordinates are not normalised to 0..1", label,
-                           "write YOLO labels as class cx cy w h divided by the image size")
+    load_label_file(label, 1, 1, 0)  # coordinates outside the image are an error here as everywhere
     return len(cls)
 
 
 def find_frames(data: Path) -> list[Frame]:
-    """Images under data/ (data/images/... + data/labels/..., or .txt beside each image), in time order."""
+    """Images under data/ (data/images/... + data/labels/..., or .txt beside each image), in time order,
+    checked by edge/eval's folder rules (no orphan label, at least one label file)."""
     data = Path(data)
     if not data.is_dir():
         raise CctvkitError("not a folder", data, "pass --data DIR with images/ and labels/")
-    # With the YOLO layout only images/ holds frames (a sibling folder of plates, say, is not footage).
-    image_root = data / "images" if (data / "images").is_dir() else data
-    images = sorted(list_images(image_root), key=lambda p: natural_key(p.relative_to(data)))
-    if not images:
-        raise CctvkitError("no images (.jpg/.jpeg/.png/.bmp) found", data,
-                           "pass --data DIR with images/ and labels/")
-    label_root = data / "labels" if (data / "labels").is_dir() else data
-    for txt in orphan_labels(label_root, images)[:1]:
-        raise CctvkitError("label file has no image", txt,
-                           "add its image under images/ with the same name, or delete the label")
-    if not any(label_path_for(p).is_file() for p in images):
-        raise CctvkitError(f"none of the {len(images)} images has a label file", data,
-                           "put YOLO labels in DIR/labels/ with the images' names (.txt)")
     frames = []
-    for p in images:
+    for p in list_labelled(data):
         label = label_path_for(p)
         found = label.is_file()
         frames.append(Frame(p, label if found else None, _count_boxes(label) if found else 0))

@@ -7,13 +7,15 @@ Heavy imports (torch, ultralytics) happen inside the stages that need them: `tra
 
 from __future__ import annotations
 
+import json
+import os
 import shutil
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from edge.atomic import atomic_dir
+from edge.atomic import atomic_dir, atomic_write_text
 from edge.errors import CctvkitError
 from edge.manifest import Manifest
 from edge.types import ModelSpec
@@ -37,12 +39,38 @@ def run_scene(manifest: Manifest, video: Path, cfg: PipelineConfig, progress: bo
 
     def body(out: Path) -> dict[str, Any]:
         summary = build_scene(video, out, cfg.scene, progress=progress)
+        write_frame_keys(video, summary, out / "frame_keys.json")
         outputs = {name: out / name for name in ("plate.png", "walkable.png", "perspective.json", "cutouts.json",
-                                                   "cutouts", "frames", "holdout", "scene.json")}
-        return {"params": cfg.scene.model_dump(), "outputs": outputs, "external_inputs": {"video": video},
+                                                   "cutouts", "frames", "holdout", "scene.json", "frame_keys.json",
+                                                   "plates")}
+        return {"params": cfg.scene.model_dump(), "outputs": outputs, "external_inputs": {"video": _hashable(video)},
                 "summary": summary}
 
     return _timed_stage(manifest, "scene", body)
+
+
+def _hashable(video: Path) -> Path:
+    """What the manifest hashes for an input: the file or folder; for a glob, the folder its frames share."""
+    from trainer.scene.frames import frame_files, input_kind
+
+    if input_kind(video) != "glob":
+        return video
+    return Path(os.path.commonpath([str(p.parent) for p in frame_files(video) or []]))
+
+
+def write_frame_keys(video: Path, summary: dict[str, Any], path: Path) -> None:
+    """Every input frame's key (frame folders: the file stem; videos: the frame index) and where the
+    held-out part starts: what real labels are matched against (edge/eval/holdout.py), without the
+    scene stage ever reading them."""
+    from trainer.scene.frames import frame_files
+
+    files = frame_files(video)
+    n = int(summary["video"]["frame_count"])
+    keys = [p.stem for p in files] if files is not None else [str(i) for i in range(n)]
+    held = summary["split"]["holdout_frames"]
+    doc = {"kind": "video" if files is None else "folder", "keys": keys,
+           "holdout_start": int(held[0]) if held else n}
+    atomic_write_text(path, json.dumps(doc) + "\n")
 
 
 def run_compose(manifest: Manifest, cfg: PipelineConfig, progress: bool = True) -> dict[str, Any]:
@@ -50,7 +78,7 @@ def run_compose(manifest: Manifest, cfg: PipelineConfig, progress: bool = True) 
 
     scene_dir = manifest.run_dir / "scene"
     inputs = {k: manifest.output("scene", k) for k in ("plate.png", "walkable.png", "perspective.json", "cutouts",
-                                                        "cutouts.json", "frames")}
+                                                        "cutouts.json", "frames", "plates", "scene.json")}
 
     def body(out: Path) -> dict[str, Any]:
         summary = compose_dataset(scene_dir, out, cfg.compose, progress=progress)
@@ -183,16 +211,17 @@ def _with_path(spec: ModelSpec, rel: str) -> ModelSpec:
 
 def run_eval(manifest: Manifest, cfg: PipelineConfig, progress: bool = True) -> dict[str, Any]:
     from bench.evaluate import evaluate_run
-    from bench.report import write_reports
+    from bench.report import write_matrix_reports
 
     p: EvalParams = cfg.eval
 
     def body(out: Path) -> dict[str, Any]:
         result = evaluate_run(manifest, threads=p.threads, conf=p.conf, iou=p.iou, max_frames=p.max_frames,
                               progress=progress)
-        files = write_reports(result, out)
+        files = write_matrix_reports(result, out)
+        ext = {"labels": Path(result["data"]["path"])} if result["real_labels"] else {}
         return {"params": p.model_dump(), "inputs": {"holdout": manifest.output("scene", "holdout")},
-                "outputs": files, "summary": {"result": result}}
+                "outputs": files, "external_inputs": ext, "summary": {"result": result}}
 
     return _timed_stage(manifest, "bench", body)
 

@@ -1,5 +1,4 @@
-"""Accuracy metrics in numpy: COCO-style detection mAP and frame-level person presence."""
+"""Device metrics: system readings (CPU, temperature, throttling) and the Prometheus exporter.
 
-from edge.metrics.map import evaluate_detections, presence_metrics
-
-__all__ = ["evaluate_detections", "presence_metrics"]
+Accuracy metrics live in edge/eval, the one evaluation core.
+"""

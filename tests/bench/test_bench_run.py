@@ -40,13 +40,16 @@ def test_matrix_reports_and_known_accuracy(tiny_run, tmp_path, capsys):
     expected = {f"{m}/{b}/t{t}" for m, b in (("det-onnx", "onnxruntime"), ("cls-onnx", "onnxruntime"),
                                              ("det-ncnn", "ncnn"), ("broken", "onnxruntime")) for t in (1, 2)}
     assert set(cells) == expected
-    # 6 held-out frames with a person + the same 6 with the person painted over
-    assert doc["data"]["frames"] == 2 * N_HOLDOUT and doc["data"]["frames_with_person"] == N_HOLDOUT
+    # 6 held-out frames with a person + the same 6 with the person painted over (person-free frames)
+    assert doc["data"]["frames"] == N_HOLDOUT and doc["data"]["frames_with_person"] == N_HOLDOUT
+    assert doc["data"]["negative_frames"] == N_HOLDOUT
     for cid in ("det-onnx/onnxruntime/t1", "det-onnx/onnxruntime/t2") + (("det-ncnn/ncnn/t1",) if ncnn_ok else ()):
         c = cells[cid]
         assert c["status"] == "ok", c.get("reason")
-        # the constant box is the labelled person: every person found, and a false alarm on every erased frame
-        assert c["recall_at_conf"] == pytest.approx(1.0) and c["precision_at_conf"] == pytest.approx(0.5)
+        # the constant box is the labelled person: every person found (box scores are on the labelled
+        # frames), and a false alarm on every erased frame (presence counts those too)
+        assert c["box_recall"] == pytest.approx(1.0) and c["box_precision"] == pytest.approx(1.0)
+        assert c["count_mae"] == 0.0 and c["box_f1"] == pytest.approx(1.0)
         assert c["presence_f1"] == pytest.approx(2 / 3) and c["presence_accuracy"] == pytest.approx(0.5)
         assert c["map50"] == pytest.approx(1.0, abs=1e-6)  # TPs outrank the tied FPs (stable order, as COCOeval)
         assert c["speed_frames"] == 5 and c["fps_sustained"] > 0 and c["cold_start_s"] >= c["load_s"] > 0
@@ -128,8 +131,9 @@ def test_labels_folder_with_negatives(tiny_run, tmp_path):
     rc, doc = run_bench(tmp_path, "--models", str(tiny_run), "--threads", "1", "--frames", "3", "--only",
                         "det-onnx", "--labels", str(labels), "--negatives", str(neg), "--no-plots")
     c = doc["cells"][0]
-    assert rc == 0 and doc["data"]["frames"] == 7 and doc["data"]["frames_with_person"] == 3
-    assert c["recall_at_conf"] == pytest.approx(1.0) and c["presence_f1"] == pytest.approx(2 * 3 / (2 * 3 + 4))
+    assert rc == 0 and doc["data"]["frames"] == 3 and doc["data"]["frames_with_person"] == 3
+    assert doc["data"]["negative_frames"] == 4
+    assert c["box_recall"] == pytest.approx(1.0) and c["presence_f1"] == pytest.approx(2 * 3 / (2 * 3 + 4))
 
 
 def test_labels_that_do_not_match_frames(tiny_run, tmp_path, capsys):

@@ -9,9 +9,9 @@ import io
 import numpy as np
 import pytest
 
-from bench.cells import person_only
 from bench.verdict import budget_table, pareto_front, summary_lines
-from edge.metrics.map import evaluate_detections, presence_metrics
+from edge.eval import person_only, presence_metrics
+from edge.eval.coco import evaluate_detections
 from edge.types import Detections
 
 
@@ -125,7 +125,7 @@ def test_precision_recall_at_the_operating_threshold():
 def test_presence_hand_cases(pred, truth, expect):
     r = presence_metrics(np.array(pred, bool), np.array(truth, bool))
     for k, v in expect.items():
-        assert r[k] == pytest.approx(v), k
+        assert r[f"presence_{k}"] == pytest.approx(v), k
 
 
 def _cell(cid: str, task: str, fps: float, f1: float, status: str = "ok") -> dict:

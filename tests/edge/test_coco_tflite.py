@@ -18,7 +18,7 @@ import pytest
 from edge.backends import spec_from_tflite
 from edge.detector import Detector
 from edge.errors import CctvkitError
-from edge.metrics.map import iou_matrix
+from edge.eval.coco import iou_matrix
 
 INT8W = ["coco-yolov8n-640-int8w", "coco-yolo11n-640-int8w"]
 FULL_INT8 = ["coco-yolov8n-640-full-int8", "coco-yolo11n-640-full-int8"]

@@ -8,7 +8,8 @@ import io
 import numpy as np
 import pytest
 
-from edge.metrics import evaluate_detections, presence_metrics
+from edge.eval import presence_metrics
+from edge.eval.coco import evaluate_detections
 from edge.types import Detections
 
 GT_BOXES = np.array([[10, 10, 50, 90], [100, 20, 140, 100]], np.float32)
@@ -167,13 +168,15 @@ def test_presence_metrics():
     pred = np.array([1, 1, 0, 0, 1, 0], bool)
     truth = np.array([1, 0, 1, 0, 1, 0], bool)
     r = presence_metrics(pred, truth)
-    assert (r["tp"], r["fp"], r["fn"], r["tn"]) == (2, 1, 1, 2)
-    assert r["accuracy"] == pytest.approx(4 / 6)
-    assert r["precision"] == pytest.approx(2 / 3) and r["recall"] == pytest.approx(2 / 3)
-    assert r["f1"] == pytest.approx(2 / 3)
+    c = r["presence_counts"]
+    assert (c["tp"], c["fp"], c["fn"], c["tn"]) == (2, 1, 1, 2)
+    assert r["presence_accuracy"] == pytest.approx(4 / 6)
+    assert r["presence_precision"] == pytest.approx(2 / 3) and r["presence_recall"] == pytest.approx(2 / 3)
+    assert r["presence_f1"] == pytest.approx(2 / 3)
     z = presence_metrics(np.zeros(3, bool), np.zeros(3, bool))
-    assert z["precision"] == 0.0 and z["recall"] == 0.0 and z["f1"] == 0.0 and z["accuracy"] == 1.0
+    assert z["presence_precision"] == 0.0 and z["presence_recall"] == 0.0 and z["presence_f1"] == 0.0
+    assert z["presence_accuracy"] == 1.0
     e = presence_metrics(np.zeros(0, bool), np.zeros(0, bool))
-    assert e["accuracy"] == 0.0
+    assert e["presence_accuracy"] == 0.0
     with pytest.raises(ValueError):
         presence_metrics(np.zeros(2, bool), np.zeros(3, bool))

@@ -17,7 +17,8 @@ from export.calibration import select_calibration_images
 from export.onnx_export import export_onnx
 from export.onnx_int8 import quantize_onnx_int8
 from export.verify import ExportCheckFailed, compare_rows, verify_and_record, verify_export
-from export.verify_data import load_labelled_folder, load_verify_set
+from edge.eval import load_yolo_folder
+from export.verify_data import load_verify_set
 from export.verify_report import write_verify_reports
 from trainer.config import PipelineConfig
 
@@ -90,17 +91,17 @@ def test_report_has_every_model_with_accuracy_sizes_and_latency(
         assert set(r["latency"]) == {"1", "2"} and all(v["p50_ms"] > 0 for v in r["latency"].values())
         assert r["size_mb"] > 0
         if r["task"] == "detect":
-            assert 0 <= r["map50_95"] <= r["map50"] <= 1 and r["frames"] == 12
+            assert 0 <= r["map50_95"] <= r["map50"] <= 1 and r["eval_frames"] == 12
         else:
-            assert 0 <= r["top1"] <= 1 and r["frames"] == 18
+            assert 0 <= r["presence_accuracy"] <= 1 and r["eval_frames"] == 18
     assert rows["detector-onnx-int8"]["size_mb"] < rows["detector-onnx-fp32"]["size_mb"]
     # The edge FP32 model and Ultralytics on the .pt see the same pixels: their verdicts agree.
-    assert rows["classifier-onnx-fp32"]["delta_vs_pytorch"]["top1"] == 0.0
+    assert rows["classifier-onnx-fp32"]["delta_vs_pytorch"]["presence_accuracy"] == 0.0
     assert abs(rows["detector-onnx-fp32"]["delta_vs_pytorch"]["map50_95"]) < 1.0
     for name in ("detector-onnx-int8", "classifier-onnx-int8"):
         assert rows[name]["check"]["failed"] is False and "delta_vs_fp32" in rows[name]
         assert set(rows[name]["latency_vs_fp32"]) == {"1", "2"}
-    assert report["passed"] and report["data"]["source"] == "user" and not report["data"]["pseudo_labels"]
+    assert report["passed"] and report["data"]["source"] == "labels" and not report["data"]["pseudo_labels"]
 
     files = write_verify_reports(report, tmp_path)
     again = json.loads(files["verify.json"].read_text())
@@ -155,9 +156,9 @@ def test_a_model_the_edge_runtime_cannot_run_fails_the_check(
 
 
 def _row(model: str, task: str, fmt: str, prec: str, value: float) -> dict:
-    key = {"detect": "map50_95", "classify": "top1"}[task]
+    key = {"detect": "map50_95", "classify": "presence_accuracy"}[task]
     extra = (
-        {"map50": value, "box_precision": 0.5, "box_recall": 0.5}
+        {"map50": value, "box_precision": 0.5, "box_recall": 0.5, "box_f1": 0.5, "presence_f1": 0.5}
         if task == "detect"
         else {"presence_f1": 0.5}
     )
@@ -230,29 +231,31 @@ def _yolo_folder(root: Path, n: int = 3) -> Path:
 
 def test_bad_labelled_folders_are_one_line_errors(tmp_path: Path) -> None:
     ok = _yolo_folder(tmp_path / "ok")
-    frames, gts, info = load_labelled_folder(ok, 10)
-    assert len(frames) == 3 and [len(c) for c, _ in gts] == [1, 1, 1] and info["boxes"] == 3
-    np.testing.assert_allclose(gts[0][1], [[4, 4, 20, 40]], atol=0.01)
+    d = load_yolo_folder(ok, max_frames=10)
+    assert len(d.frames) == 3 and [len(c) for c, _ in d.gts] == [1, 1, 1] and d.summary()["boxes"] == 3
+    np.testing.assert_allclose(d.gts[0][1], [[4, 4, 20, 40]], atol=0.01)
 
     orphan = _yolo_folder(tmp_path / "orphan")
     (orphan / "labels" / "gone.txt").write_text("0 0.5 0.5 0.1 0.1\n")
-    with pytest.raises(CctvkitError, match=r"orphan/labels/gone.txt: label file has no image"):
-        load_labelled_folder(orphan, 10)
+    with pytest.raises(CctvkitError, match=r"orphan/labels/gone.txt: label file has no matching image"):
+        load_yolo_folder(orphan, max_frames=10)
     broken = _yolo_folder(tmp_path / "broken")
     (broken / "images" / "f1.jpg").write_bytes(b"\xff\xd8 not a jpeg")
-    with pytest.raises(CctvkitError, match=r"broken/images/f1.jpg: cannot decode labelled image"):
-        load_labelled_folder(broken, 10)
+    with pytest.raises(CctvkitError, match=r"broken/images/f1.jpg: image does not decode"):
+        load_yolo_folder(broken, max_frames=10)
     bad_line = _yolo_folder(tmp_path / "badline")
     (bad_line / "labels" / "f2.txt").write_text("0 0.5 0.5\n")
     with pytest.raises(CctvkitError, match=r"badline/labels/f2.txt"):
-        load_labelled_folder(bad_line, 10)
-    with pytest.raises(CctvkitError, match=r"no images/ or labels/ folder"):
-        load_labelled_folder(tmp_path / "ok" / "images", 10)
+        load_yolo_folder(bad_line, max_frames=10)
+    unlabelled = _yolo_folder(tmp_path / "unlabelled")
+    shutil.rmtree(unlabelled / "labels")
+    with pytest.raises(CctvkitError, match=r"none of the 3 images has a label file"):
+        load_yolo_folder(unlabelled, max_frames=10)
     with pytest.raises(CctvkitError, match=r"labelled folder not found"):
-        load_labelled_folder(tmp_path / "missing", 10)
+        load_yolo_folder(tmp_path / "missing", max_frames=10)
     (ok / "data.yaml").write_text("names: {0: car}\n")
     with pytest.raises(CctvkitError, match=r"data.yaml: data.yaml has no 'person' class"):
-        load_labelled_folder(ok, 10)
+        load_yolo_folder(ok, max_frames=10)
     m = Manifest.create(tmp_path / "run", "r")
     with pytest.raises(CctvkitError, match=r"negatives folder not found"):
         load_verify_set(m, _yolo_folder(tmp_path / "ok2"), tmp_path / "nothing")
@@ -270,11 +273,11 @@ def test_default_sets_holdout_with_painted_negatives_and_import_test_split(tmp_p
     vset = load_verify_set(m, max_frames=3)
     assert vset.info["source"] == "holdout" and vset.info["pseudo_labels"] and len(vset.frames) == 3
     assert len(vset.negatives) == 3 and (vset.negatives[0][10, 10] == 200).all()  # the person is painted over
-    assert list(vset.classifier_truth) == [True] * 3 + [False] * 3
+    assert list(vset.presence_truth) == [True] * 3 + [False] * 3
 
     m.record_stage("compose", params={}, outputs={"holdout": _yolo_folder(run / "compose" / "holdout", n=2)})
     vset = load_verify_set(m)
-    assert vset.info["source"] == "user" and not vset.info["pseudo_labels"] and len(vset.frames) == 2
+    assert vset.info["source"] == "labels" and not vset.info["pseudo_labels"] and len(vset.frames) == 2
     assert vset.negatives == [] and vset.info["negatives"]["source"] == "none"
 
 
@@ -300,4 +303,4 @@ def test_thermal_harbour_folder_loads_with_its_backgrounds() -> None:
     m = Manifest.create(root, "unused")  # never saved: only the user folders are read
     vset = load_verify_set(m, root, root / "backgrounds", max_frames=20)
     assert len(vset.frames) == 20 and len(vset.negatives) == 20 and vset.info["images_in_folder"] > 2000
-    assert vset.info["boxes"] > 20 and vset.frames[0].shape == (288, 384, 3)
+    assert vset.summary()["boxes"] > 20 and vset.frames[0].shape == (288, 384, 3)

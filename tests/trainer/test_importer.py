@@ -211,7 +211,7 @@ def assert_error(proc: subprocess.CompletedProcess, runs: Path, *needles: str) -
 def test_label_without_image(tmp_path):
     data, _ = make_footage(tmp_path, n=30, negatives=0)
     (data / "labels" / "ghost_3.txt").write_text("0 0.5 0.5 0.1 0.1\n")
-    assert_error(trainer_import(data, tmp_path / "runs"), tmp_path / "runs", "ghost_3.txt", "has no image")
+    assert_error(trainer_import(data, tmp_path / "runs"), tmp_path / "runs", "ghost_3.txt", "has no matching image")
 
 
 def test_images_without_any_label(tmp_path):

@@ -47,6 +47,7 @@ PREVIEW_N = 12
 PLAN_ATTEMPTS = 3  # a composed image whose every person got rejected is re-planned this many times
 CLS_JPEG_QUALITY = 95
 EXTRA_NEGATIVE_BASE = 1_000_000  # index offset of classifier-only negatives: their seeds never meet images'
+PLATE_STREAM = 0x91A7E  # the plate choice draws from its own generator: one plate gives the same images as ever
 
 
 @dataclass(frozen=True)
@@ -62,6 +63,9 @@ class Job:
 
     def rng(self, seed: int) -> np.random.Generator:
         return np.random.default_rng([seed, SPLIT_CODE[self.split], self.index])
+
+    def plate_rng(self, seed: int) -> np.random.Generator:
+        return np.random.default_rng([seed, SPLIT_CODE[self.split], self.index, PLATE_STREAM])
 
 
 @contextlib.contextmanager
@@ -101,9 +105,21 @@ class _Composer:
         self.sampler = FootSampler(
             scene.walkable, scene.perspective, params.min_person_px, str(scene.root / "walkable.png")
         )
-        self.stats = PlateStats(scene.plate)
+        # Backgrounds come from every scene segment's plate, as often as the segment is long: the detector
+        # then sees each empty scene (day, night, cars parked or not) about as often as the camera does.
+        self.plates = scene.plates or []
+        weights = np.array([p.weight for p in self.plates], np.float64)
+        self.plate_p = weights / weights.sum() if len(weights) else weights
+        self.stats = [PlateStats(p.image) for p in self.plates] or [PlateStats(scene.plate)]
         self.noise = NoiseBank(scene.plate.shape[:2], params.seed)
         self.w, self.h = scene.size
+
+    def _plate(self, job: Job) -> tuple[int, np.ndarray, dict[str, Any]]:
+        """(index, image, record) of the background plate for this job."""
+        if len(self.plates) < 2:
+            return 0, self.scene.plate, {}
+        k = int(job.plate_rng(self.p.seed).choice(len(self.plates), p=self.plate_p))
+        return k, self.plates[k].image, {"plate": self.plates[k].file}
 
     def _place(self, rng: np.random.Generator, pool: np.ndarray) -> tuple[list, list[bool], list]:
         p, sc = self.p, self.scene
@@ -133,7 +149,8 @@ class _Composer:
         p, sc = self.p, self.scene
         rng = job.rng(p.seed)
         plan, keep, rendered = self._place(rng, self.pools[job.split])
-        img = sc.plate.copy()
+        k, plate, plate_rec = self._plate(job)
+        img = plate.copy()
         layers: list[Layer] = []
         persons: list[dict[str, Any]] = []
         for q, kept, (rgba, xy) in zip(plan, keep, rendered, strict=True):
@@ -150,7 +167,7 @@ class _Composer:
             if not kept:
                 rec.update(pasted=False, reason="too hidden (occlusion or frame border) or too small")
                 continue
-            rgba, rec["harmonize"] = harmonize(rgba, self.stats, q.box, cut.box, p.harmonize_strength)
+            rgba, rec["harmonize"] = harmonize(rgba, self.stats[k], q.box, cut.box, p.harmonize_strength)
             img = contact_shadow(img, q.foot, q.target_height, p.shadow_strength)
             img, alpha = self.blend(img, rgba, xy)
             rec["pasted"] = True
@@ -171,11 +188,13 @@ class _Composer:
         jitter = sample_jitter(rng, p.jitter)
         img = apply_jitter(img, jitter, self.noise)
         xyxy = np.asarray(boxes, np.float32).reshape(-1, 4)
-        return img, xyxy, {"jitter": jitter, "persons": persons}
+        return img, xyxy, {**plate_rec, "jitter": jitter, "persons": persons}
 
     def negative(self, job: Job) -> tuple[np.ndarray, dict[str, Any]]:
+        """An empty-scene image: a segment's plate (drawn by segment length, as for composites), jittered."""
         jitter = sample_jitter(job.rng(self.p.seed), self.p.jitter)
-        return apply_jitter(self.scene.plate, jitter, self.noise), {"jitter": jitter}
+        _, plate, plate_rec = self._plate(job)
+        return apply_jitter(plate, jitter, self.noise), {**plate_rec, "jitter": jitter}
 
 
 def _encode(img: np.ndarray, quality: int, path: Path) -> None:
@@ -297,6 +316,7 @@ def compose_dataset(
         "params": params.model_dump(mode="json"),
         "split": split_info,
         "skipped_cutouts": scene.skipped_cutouts,
+        "plates": [{"file": p.file, "weight": p.weight} for p in scene.plates],
         "images": records,
         "classify_extra_negatives": extras,
     }

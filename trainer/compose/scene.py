@@ -1,4 +1,4 @@
-"""Read and check the scene stage's folder before anything is written: plate, walkable mask, perspective,
+"""Read and check the scene stage's folder before anything is written: plate(s), walkable mask, perspective,
 person cutouts and the real pseudo-labelled frames. `holdout/` is never opened here, so no held-out frame
 can leak into a training set.
 """
@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import cv2
@@ -32,6 +33,16 @@ class Cutout:
 
 
 @dataclass(frozen=True)
+class ScenePlate:
+    """The background plate of one scene segment (scene.json `segments`): a stretch of one empty scene."""
+
+    file: str  # relative to the scene folder
+    image: np.ndarray  # (H, W, 3) uint8 BGR
+    frames: tuple[int, int]  # first and last training frame of the segment
+    weight: int  # the segment's length in frames: compose draws plates in proportion to it
+
+
+@dataclass(frozen=True)
 class RealFrame:
     image: Path
     label: Path  # may not exist: no pseudo-label file means no person found (the YOLO convention)
@@ -47,6 +58,15 @@ class Scene:
     cutouts: list[Cutout]
     real: list[RealFrame]
     skipped_cutouts: list[str]  # empty alpha or too small: listed in the summary, not an error
+    # One per scene segment; a scene folder without segments (older ones, hand-made ones) has just plate.png.
+    plates: list[ScenePlate] = field(default_factory=list)
+
+    def plate_for_frame(self, frame: int) -> np.ndarray:
+        """The plate of the segment a training frame belongs to (plate.png when none holds it)."""
+        for p in self.plates:
+            if p.frames[0] <= frame <= p.frames[1]:
+                return p.image
+        return self.plate
 
     @property
     def size(self) -> tuple[int, int]:
@@ -97,7 +117,33 @@ def _with_context(rgba: np.ndarray, plate: np.ndarray, corner: tuple[float, floa
     return out
 
 
-def _load_cutouts(root: Path, plate: np.ndarray) -> tuple[list[Cutout], list[str]]:
+def _load_plates(root: Path, plate: np.ndarray) -> list[ScenePlate]:
+    """Segment plates listed in scene.json; [plate.png] when it lists none (or there is no scene.json)."""
+    whole = [ScenePlate("plate.png", plate, (0, 2**62), 1)]
+    meta = root / "scene.json"
+    if not meta.exists():
+        return whole
+    doc = _read_json(meta)
+    segments = doc.get("segments") if isinstance(doc, dict) else None
+    if not segments:
+        return whole
+    plates = []
+    for n, rec in enumerate(segments):
+        try:
+            file = str(rec["plate"])
+            first, last = (int(v) for v in rec["frames"])
+            weight = int(rec.get("n_frames", last - first + 1))
+        except (KeyError, TypeError, ValueError) as e:
+            raise CctvkitError(f"segment {n} is malformed ({e!r})", meta, FIX) from None
+        image = _read_image(_need(root, file), cv2.IMREAD_COLOR)
+        if image.shape != plate.shape:
+            raise CctvkitError(f"plate is {image.shape[1]}x{image.shape[0]}, plate.png is "
+                               f"{plate.shape[1]}x{plate.shape[0]}", root / file, FIX)
+        plates.append(ScenePlate(file, image, (first, last), max(weight, 1)))
+    return plates
+
+
+def _load_cutouts(root: Path, plate_for_frame: Callable[[int], np.ndarray]) -> tuple[list[Cutout], list[str]]:
     meta_path = _need(root, "cutouts.json")
     doc = _read_json(meta_path)
     if not isinstance(doc, list):
@@ -129,7 +175,8 @@ def _load_cutouts(root: Path, plate: np.ndarray) -> tuple[list[Cutout], list[str
         foot = (min(max(fx - x1, 0.0), float(w)), min(max(fy - y1, 0.0), float(h)))
         if not height > 0:
             height = float(h)
-        rgba = _with_context(rgba, plate, (x1, y1))
+        # The cutout's own segment plate: the surroundings it was really cut from.
+        rgba = _with_context(rgba, plate_for_frame(frame), (x1, y1))
         cutouts.append(Cutout(file, frame, rgba, foot, height, (x1, y1, x2, y2)))
     if len(cutouts) < 2:
         raise CctvkitError(
@@ -166,5 +213,7 @@ def load_scene(scene_dir: str | Path) -> Scene:
     persp_path = _need(root, "perspective.json")
     doc = _read_json(persp_path)
     perspective = Perspective.from_json(doc if isinstance(doc, dict) else {}, persp_path)
-    cutouts, skipped = _load_cutouts(root, plate)
-    return Scene(root, plate, walkable, perspective, cutouts, _list_real(root), skipped)
+    plates = _load_plates(root, plate)
+    probe = Scene(root, plate, walkable, perspective, [], [], [], plates)
+    cutouts, skipped = _load_cutouts(root, probe.plate_for_frame)
+    return Scene(root, plate, walkable, perspective, cutouts, _list_real(root), skipped, plates)

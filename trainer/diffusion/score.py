@@ -108,7 +108,7 @@ def paste(rgba: np.ndarray, bg_bgr: np.ndarray, rng: np.random.Generator, height
 
 def person_likeness(cutouts: list[np.ndarray], backgrounds: list[np.ndarray], detector: Any, seed: int = 0,
                     height: int | None = None) -> dict[str, float]:
-    from edge.metrics.map import iou_matrix
+    from edge.eval.coco import iou_matrix
 
     rng = np.random.default_rng(seed)
     best = []

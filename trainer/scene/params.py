@@ -11,8 +11,30 @@ class SceneParams(BaseModel):
     # Time split: the last part of the video is never seen by the plate, the cutouts or the training frames.
     holdout_fraction: float = Field(0.2, gt=0.0, lt=0.9)
     holdout_frames: int = Field(120, ge=1, description="at most this many held-out frames (every k-th)")
-    # Background plate.
-    plate_frames: int = Field(80, ge=5, description="frames spread over the training part for the median")
+    # Frame rate of a frame folder or glob (stills carry none; 25 when None), or an override of a video's
+    # own rate (a wrong header). Only timestamps depend on it.
+    fps: float | None = Field(None, gt=0, le=1000)
+    # Background plate: one per scene segment.
+    plate_frames: int = Field(80, ge=5, description="frames spread over each segment for its median")
+    # Scene segments (trainer/scene/segments.py): a long sequence whose empty scene changes gets one plate
+    # per stretch. Found on thumbnails of the training part only.
+    segments: bool = True  # False: one plate over the whole training part
+    segment_samples: int = Field(300, ge=10, description="thumbnails spread over the training part; "
+                                 "decoding them costs a few seconds, the comparison itself is cheap")
+    # Thumbnails per side of a candidate cut: their median must forget the people walking by, so the
+    # window should span a few seconds of walking (vtest at 10 fps: 300 samples, 10 a side = 2 s).
+    segment_window: int = Field(10, ge=3)
+    # A thumbnail pixel differs when its grey level (0..255, gain matched) moves more than this: above
+    # blur-smoothed sensor and JPEG noise, below any real change of the empty scene.
+    segment_pixel_threshold: float = Field(16.0, gt=0)
+    # A cut needs this share of the thumbnail to differ. Steady footage scores <= 0.08 (vtest's crowds)
+    # and 0.03 (CAVIAR); a light change or a new day scores 0.3-0.9. A single car moving is smaller than
+    # this and stays in one plate: the finder rejects a blob that wide without HOG support anyway.
+    segment_change: float = Field(0.15, gt=0, lt=1)
+    # The shortest segment: its plate needs enough frames for the median to lose the people in them.
+    segment_min_frames: int = Field(100, ge=10)
+    # At most this many plates: each costs plate_frames decodes and a finder; the strongest cuts win.
+    max_segments: int = Field(12, ge=1)
     # Perspective: a first detection pass over this many training frames, without perspective priors.
     calib_frames: int = Field(100, ge=8)
     # Training part scan (cutouts and pseudo-labelled frames): every scan_stride-th training frame.

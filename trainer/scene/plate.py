@@ -54,12 +54,32 @@ def median_plate(frames: list[np.ndarray], rows_per_chunk: int = 64) -> Plate:
 
 
 def build_plate(video: str | Path, indices: list[int], progress: bool = True) -> Plate:
+    return build_plates(video, [indices], progress)[0]
+
+
+def build_plates(video: str | Path, index_sets: list[list[int]], progress: bool = True) -> list[Plate]:
+    """One plate per index set (the sets in time order, not overlapping: one per scene segment), read in
+    one pass over the video; only one set's frames are held at a time, as for a single plate."""
+    owner = {i: k for k, idx in enumerate(index_sets) for i in idx}
+    plates: list[Plate | None] = [None] * len(index_sets)
     frames: list[np.ndarray] = []
-    with task_progress("background plate", len(indices), progress) as advance:
-        for _, frame in iter_frames(video, indices):
+    current = 0
+
+    def close(k: int) -> None:
+        if frames:
+            plates[k] = median_plate(frames)
+            frames.clear()
+
+    with task_progress("background plate", len(owner), progress) as advance:
+        for i, frame in iter_frames(video, owner):
+            if owner[i] != current:
+                close(current)
+                current = owner[i]
             frames.append(frame)
             advance()
-    if not frames:
-        raise CctvkitError("cannot decode video (no frame for the background plate)", video,
+    close(current)
+    if any(p is None for p in plates):
+        k = plates.index(None)
+        raise CctvkitError(f"cannot decode video (no frame for background plate {k})", video,
                            "pass a readable video with --video")
-    return median_plate(frames)
+    return [p for p in plates if p is not None]

@@ -1,14 +1,16 @@
 """build_scene: one unlabelled fixed-camera video in, the scene model and pseudo-labelled frames out.
 
 Steps (each timed in scene.json):
-  probe      open the video, split it in time: training part first, held-out part last
-  plate      temporal median of frames spread over the training part
+  probe      open the video (or frame folder, or glob), split it in time: training part first, held-out last
+  segments   scene changes over the training part: one segment per stretch of one empty scene
+  plate      per segment, the temporal median of frames spread over it (plate.png: the longest one's)
   calibrate  find people without any size prior, fit the perspective (height vs foot row)
   scan       every k-th training frame with the perspective-aware finder: pseudo-labelled frames,
              cutout candidates, foot points
   scene      refit the perspective on the scan, walkable area, cutouts, overview.png
   holdout    every k-th held-out frame, pseudo-labelled by the same finder
-The held-out part is never used for the plate, the perspective, the cutouts or the training frames.
+The held-out part is never used for a plate, the perspective, the cutouts or the training frames; each
+held-out frame is judged against the training plate that fits it best.
 """
 
 from __future__ import annotations
@@ -29,8 +31,9 @@ from trainer.scene.overview import draw_overview
 from trainer.scene.params import SceneParams
 from trainer.scene.people import WIDTH_RATIO, PersonFinder, PersonObservation
 from trainer.scene.perspective import Perspective, fit_perspective
-from trainer.scene.plate import build_plate
+from trainer.scene.plate import Plate, build_plates
 from trainer.scene.progress import task_progress
+from trainer.scene.segments import Segment, closest_plate, find_segments, segment_of, thumbnail
 from trainer.scene.walkable import walkable_mask
 
 __all__ = ["SceneParams", "build_scene", "split_video"]
@@ -77,6 +80,22 @@ def _width_ratio(people: list[PersonObservation], inliers: np.ndarray) -> float:
     return float(np.clip(np.median([p.width / p.height for p in chosen]), 0.25, 0.6))
 
 
+def _plates(video: Path, out_dir: Path, segments: list[Segment], params: SceneParams,
+            progress: bool) -> tuple[list[Plate], int, list[dict]]:
+    """(plate per segment, index of the main = longest segment, segment records for scene.json)."""
+    idx = [spread(seg.start, seg.stop, params.plate_frames) for seg in segments]
+    plates = build_plates(video, idx, progress)
+    main = int(np.argmax([len(seg) for seg in segments]))
+    records = []
+    for k, (seg, used, plate) in enumerate(zip(segments, idx, plates, strict=True)):
+        name = f"plates/plate_{k:02d}.png"
+        _imwrite(out_dir / name, plate.image)
+        records.append({"index": k, "frames": [seg.start, seg.stop - 1], "n_frames": len(seg),
+                        "plate_frames": len(used), "plate": name, "main": k == main})
+    _imwrite(out_dir / "plate.png", plates[main].image)
+    return plates, main, records
+
+
 def build_scene(video: Path, out_dir: Path, params: SceneParams, progress: bool = True) -> dict:
     video, out_dir = Path(video), Path(out_dir)
     timings: dict[str, float] = {}
@@ -87,24 +106,26 @@ def build_scene(video: Path, out_dir: Path, params: SceneParams, progress: bool 
         timings[step] = round(now - since, 3)
         return now
 
-    info = open_video(video)
+    info = open_video(video, params.fps)
     train, hold = split_video(info, params)
     if len(train) < 2:
         raise CctvkitError(f"video has only {info.frame_count} frames", video, "pass a longer video with --video")
     t = lap("probe", t0)
 
-    plate_idx = spread(train.start, train.stop, params.plate_frames)
-    plate = build_plate(video, plate_idx, progress)
-    _imwrite(out_dir / "plate.png", plate.image)
+    segments = find_segments(video, train, params, progress)
+    t = lap("segments", t)
+    plates, main, seg_records = _plates(video, out_dir, segments, params, progress)
+    plate = plates[main]
     t = lap("plate", t)
 
-    # Calibrate: no size prior yet, so the finder only uses shape and HOG.
-    finder0 = PersonFinder(plate, params)
+    # Calibrate: no size prior yet, so the finder only uses shape and HOG. A frame is judged against
+    # its own segment's plate.
+    finders0 = [PersonFinder(p, params) for p in plates]
     calib_idx = spread(train.start, train.stop, params.calib_frames)
     calib: list[PersonObservation] = []
     with task_progress("calibrate", len(calib_idx), progress) as advance:
         for i, frame in iter_frames(video, calib_idx):
-            calib.extend(finder0.find(frame, i))
+            calib.extend(finders0[segment_of(segments, i)].find(frame, i))
             advance()
     try:
         persp0, inl0, usable0 = _fit(calib, video)
@@ -114,14 +135,14 @@ def build_scene(video: Path, out_dir: Path, params: SceneParams, progress: bool 
         calib_idx = sorted([*calib_idx, *more])
         with task_progress("calibrate (more frames)", len(more), progress) as advance:
             for i, frame in iter_frames(video, more):
-                calib.extend(finder0.find(frame, i))
+                calib.extend(finders0[segment_of(segments, i)].find(frame, i))
                 advance()
         persp0, inl0, usable0 = _fit(calib, video)
     width_ratio = _width_ratio(usable0, inl0)
     t = lap("calibrate", t)
 
     # Scan: the finder now knows how tall a person is at each row.
-    finder = PersonFinder(plate, params, persp0, width_ratio)
+    finders = [PersonFinder(p, params, persp0, width_ratio) for p in plates]
     typical_h = float(np.median([p.height for p, ok in zip(usable0, inl0, strict=True) if ok]))
     min_cutout = min(float(params.min_cutout_px), 0.75 * typical_h)
     scan_idx = list(range(train.start, train.stop, params.scan_stride))
@@ -132,7 +153,7 @@ def build_scene(video: Path, out_dir: Path, params: SceneParams, progress: bool 
     n_train_boxes = 0
     with task_progress("scan training part", len(scan_idx), progress) as advance:
         for i, frame in iter_frames(video, scan_idx):
-            people = finder.find(frame, i)
+            people = finders[segment_of(segments, i)].find(frame, i)
             scanned.extend(people)
             if i in label_idx:
                 _write_labelled(out_dir, "frames", i, frame, people, params.jpeg_quality)
@@ -159,9 +180,13 @@ def build_scene(video: Path, out_dir: Path, params: SceneParams, progress: bool 
     step = max(1, math.ceil(len(hold) / params.holdout_frames))
     hold_idx = list(range(hold.start, hold.stop, step))
     n_hold_frames = n_hold_boxes = 0
+    plate_thumbs = [thumbnail(p.image) for p in plates]
+    hold_plates = [0] * len(plates)
     with task_progress("pseudo-label held-out part", len(hold_idx), progress) as advance:
         for i, frame in iter_frames(video, hold_idx):
-            people = finder.find(frame, i)
+            k = closest_plate(frame, plate_thumbs) if len(plates) > 1 else 0
+            hold_plates[k] += 1
+            people = finders[k].find(frame, i)
             _write_labelled(out_dir, "holdout", i, frame, people, params.jpeg_quality)
             n_hold_frames += 1
             n_hold_boxes += len(people)
@@ -187,13 +212,16 @@ def build_scene(video: Path, out_dir: Path, params: SceneParams, progress: bool 
             "holdout_fraction": params.holdout_fraction,
         },
         "frames_used": {
-            "plate": len(plate_idx),
+            "plate": sum(r["plate_frames"] for r in seg_records),
             "calibrate": len(calib_idx),
             "scan": len(scan_idx),
             "scan_stride": params.scan_stride,
             "labelled_train": len(label_idx),
             "holdout_stride": step,
         },
+        "segments": seg_records,
+        "main_segment": main,
+        "holdout_frames_per_plate": hold_plates,
         "n_train_frames": len(label_idx),
         "n_train_boxes": n_train_boxes,
         "n_holdout": n_hold_frames,

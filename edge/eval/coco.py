@@ -1,4 +1,4 @@
-"""COCO-style detection metrics without pycocotools, so the device and the benchmarks score identically.
+"""COCO-style detection AP without pycocotools: the mAP half of the one evaluation core (edge/eval).
 
 The rules follow pycocotools' COCOeval for bounding boxes with areaRng "all" and maxDets 100: per image and
 class the detections are sorted by score (stable) and cut to max_dets, each greedily takes the unmatched
@@ -137,30 +137,4 @@ def evaluate_detections(
         "n_pred_at_conf": n_pred_conf,
         "conf": conf,
         "per_class": per_class,
-    }
-
-
-def presence_metrics(pred: np.ndarray, truth: np.ndarray) -> dict[str, float | int]:
-    """Frame-level "is there a person" scores; every ratio is 0.0 when its denominator is 0."""
-    p = np.asarray(pred, bool).reshape(-1)
-    t = np.asarray(truth, bool).reshape(-1)
-    if p.shape != t.shape:
-        raise ValueError(f"{p.size} predictions for {t.size} truth values")
-    tp, fp = int((p & t).sum()), int((p & ~t).sum())
-    fn, tn = int((~p & t).sum()), int((~p & ~t).sum())
-
-    def ratio(a: int, b: int) -> float:
-        return a / b if b else 0.0
-
-    precision, recall = ratio(tp, tp + fp), ratio(tp, tp + fn)
-    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
-    return {
-        "accuracy": ratio(tp + tn, p.size),
-        "precision": precision,
-        "recall": recall,
-        "f1": f1,
-        "tp": tp,
-        "fp": fp,
-        "fn": fn,
-        "tn": tn,
     }

@@ -1,0 +1,145 @@
+"""The experiment's YAML: what to compare, on which data, with which (identical) pipeline parameters.
+
+    name: thermal                      # the experiment folder is <runs_dir>/<name>/
+    runs_dir: runs
+    data: ../shared/data/thermal-harbour          # YOLO images/ + labels/ (class 0 = person)
+    negatives: ../shared/data/thermal-harbour/backgrounds   # optional person-free frames
+    split: {block_size: 100, guard: 5, val_fraction: 0.2, test_fraction: 0.2}
+    arms: [real, label-free, synthetic-only, hybrid-10, hybrid-50]
+    budget: auto                       # cpu | gpu | auto (cpu when torch sees no CUDA GPU)
+    pipeline:                          # a trainer.config.PipelineConfig, the same for every arm
+      train: {detector_epochs: 5}
+
+Every key is validated (unknown keys are an error naming the key). `pipeline:` keys you set win over the
+budget preset; the preset only fills what you leave out. Paths are relative to the current directory.
+The experiment owns the export keys that make the evaluation the same for every arm (labels, negatives,
+verify, formats, verify_threads, verify_frames): setting them is an error.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+
+from edge.config_errors import load_yaml_config
+from edge.errors import CctvkitError
+from trainer.config import PipelineConfig
+
+DEFAULT_ARMS = ["real", "label-free", "synthetic-only", "hybrid-10", "hybrid-50"]
+FIXED_ARMS = ("real", "label-free", "synthetic-only")
+HYBRID = re.compile(r"^hybrid-(\d{1,3})$")
+
+# Reduced defaults for a CPU-only machine (2-4 cores): five arms in well under an hour on thermal-harbour.
+# The detector keeps the project's 320 px input (thermal people are ~26 px tall; smaller inputs lose them);
+# fewer epochs, fewer composed images and a smaller classifier are what make it affordable.
+CPU_PRESET: dict[str, Any] = {
+    "scene": {"plate_frames": 60, "calib_frames": 80, "train_frames": 120, "max_cutouts": 200,
+              "holdout_frames": 30},  # the scene's own holdout is not scored: the real test split is
+    "compose": {"n_images": 300},
+    "train": {"detector_epochs": 5, "detector_imgsz": 320, "classifier_epochs": 3, "classifier_imgsz": 96,
+              "batch": 16},
+    "export": {"calibration_images": 64, "verify_timing_frames": 5},
+}
+GPU_PRESET: dict[str, Any] = {}  # the project defaults (trainer/config.py)
+PRESETS = {"cpu": CPU_PRESET, "gpu": GPU_PRESET}
+# Set by the experiment for every arm: the one evaluation path on the one real test split.
+OWNED_EXPORT_KEYS = ("labels", "negatives", "verify", "formats", "verify_threads", "verify_frames")
+
+
+def hybrid_percent(arm: str) -> int | None:
+    """N of 'hybrid-N', else None."""
+    m = HYBRID.match(arm)
+    return int(m.group(1)) if m else None
+
+
+def _check_arm(arm: str) -> str:
+    n = hybrid_percent(arm)
+    if arm in FIXED_ARMS or (n is not None and 1 <= n <= 100):
+        return arm
+    raise ValueError(f"unknown arm; use one of {', '.join(FIXED_ARMS)} or hybrid-N with N in 1..100")
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class SplitParams(Strict):
+    """The time-block split `trainer import` uses (trainer/importer.py), applied once for all arms."""
+
+    block_size: int = Field(100, ge=1, description="consecutive frames per time block")
+    guard: int | None = Field(None, ge=0, description="frames dropped after a split boundary "
+                              "(default block_size // 20, as trainer import)")
+    val_fraction: float = Field(0.2, gt=0, lt=1)
+    test_fraction: float = Field(0.2, gt=0, lt=1)
+
+    @model_validator(mode="after")
+    def _check(self) -> SplitParams:
+        if self.val_fraction + self.test_fraction >= 1:
+            raise ValueError("val_fraction + test_fraction must leave frames to train on (< 1)")
+        return self
+
+    @property
+    def resolved_guard(self) -> int:
+        return max(0, self.block_size // 20) if self.guard is None else self.guard
+
+
+class ExperimentConfig(Strict):
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+    runs_dir: str = "runs"
+    data: str
+    negatives: str | None = None
+    split: SplitParams = Field(default_factory=lambda: SplitParams.model_validate({}))
+    arms: list[Annotated[str, AfterValidator(_check_arm)]] = Field(default_factory=lambda: list(DEFAULT_ARMS),
+                                                                   min_length=1)
+    budget: Literal["cpu", "gpu", "auto"] = "auto"
+    pipeline: PipelineConfig = PipelineConfig()
+
+    @model_validator(mode="after")
+    def _unique(self) -> ExperimentConfig:
+        dup = sorted({a for a in self.arms if self.arms.count(a) > 1})
+        if dup:
+            raise ValueError(f"arms listed twice: {dup}")
+        return self
+
+    @property
+    def folder(self) -> Path:
+        return Path(self.runs_dir) / self.name
+
+
+def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for k, v in over.items():
+        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+def resolve_budget(cfg: ExperimentConfig) -> str:
+    if cfg.budget != "auto":
+        return cfg.budget
+    from trainer.yolo.train import resolve_device  # imports torch: only when a budget must be guessed
+
+    return "cpu" if resolve_device(cfg.pipeline.train.device) == "cpu" else "gpu"
+
+
+def arm_pipeline(cfg: ExperimentConfig, budget: str, source: str | Path = "config") -> PipelineConfig:
+    """The PipelineConfig every arm runs with: budget preset, then the keys the user set on top."""
+    user = cfg.pipeline.model_dump(exclude_unset=True)
+    for key in OWNED_EXPORT_KEYS:
+        if key in user.get("export", {}):
+            raise CctvkitError(f"key 'pipeline.export.{key}' is set by the experiment for every arm", source,
+                               "remove it (every arm is verified on the experiment's test split)")
+    return PipelineConfig.model_validate(_merge(PRESETS[budget], user))
+
+
+def load_experiment_config(path: str | Path) -> ExperimentConfig:
+    """The validated config; a bad key or value is one CctvkitError that names it."""
+    cfg: ExperimentConfig = load_yaml_config(path, ExperimentConfig)
+    # Paths are relative to the current directory, like `trainer import --data --runs-dir`; made absolute
+    # now so every stage and report names the same files.
+    cfg.data = str(Path(cfg.data).resolve())
+    cfg.negatives = str(Path(cfg.negatives).resolve()) if cfg.negatives else None
+    cfg.runs_dir = str(Path(cfg.runs_dir).resolve())
+    return cfg

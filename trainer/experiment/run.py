@@ -1,0 +1,174 @@
+"""run_experiment: split once, prepare / train / export / score every arm the same way, write the report.
+
+Every arm is scored by the project's one evaluation path, `pipeline.run_export` with export.labels = the
+experiment's test folder: export/verify.json's row for the FP32 ONNX detector (the edge runtime on the
+real test frames) is the arm's result. An arm that fails is reported with its reason and the next one
+runs; the report is rewritten after every arm, so a long experiment shows its results as they come.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+import traceback
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+
+from edge.atomic import atomic_write_text
+from edge.errors import CctvkitError
+from edge.formats.yolo import list_images
+from trainer import pipeline
+from trainer.config import PipelineConfig
+
+from .arms import ArmData, SceneBase, prepare_arm
+from .config import ExperimentConfig, arm_pipeline, resolve_budget
+from .report import write_report
+from .split import (
+    ExperimentSplit,
+    assert_no_leakage,
+    held_out_hashes,
+    make_split,
+    training_files,
+    write_split_json,
+    write_test_set,
+)
+
+console = Console(stderr=True)
+DETECTOR = "detector-onnx-fp32"  # the arm's result: FP32 ONNX through the edge runtime
+METRIC_KEYS = ("map50", "map50_95", "box_precision", "box_recall", "box_f1", "presence_f1", "count_mae")
+
+
+def evaluation_config(pipe: PipelineConfig, test_info: dict[str, Any]) -> PipelineConfig:
+    """The arms' config with the evaluation fixed: ONNX only, verified on every test frame, 1 thread."""
+    cfg = pipe.model_copy(deep=True)
+    cfg.export = type(cfg.export).model_validate({
+        **cfg.export.model_dump(), "formats": ["onnx"], "verify": True, "verify_threads": [1],
+        "labels": test_info["path"], "negatives": test_info["negatives_path"],
+        "verify_frames": max(1, test_info["frames"])})
+    return cfg
+
+
+def read_metrics(verify_json: Path) -> dict[str, Any]:
+    """The detector row of export/verify.json; keys the verifier does not write (yet) are None."""
+    doc = json.loads(verify_json.read_text())
+    row = next((r for r in doc["rows"] if r.get("model") == DETECTOR), None)
+    if row is None or "error" in row:
+        why = row["error"] if row else "no such row"
+        raise CctvkitError(f"{DETECTOR} was not scored ({why})", verify_json, "see verify.md of this arm")
+    out: dict[str, Any] = {k: row.get(k) for k in METRIC_KEYS}
+    int8 = next((r for r in doc["rows"] if r.get("model") == "detector-onnx-int8" and "error" not in r), None)
+    out["int8_map50_95"] = int8.get("map50_95") if int8 else None
+    out["scored_on"] = {k: doc.get("data", {}).get(k) for k in ("path", "frames", "boxes")}
+    return out
+
+
+def _arm_seconds(m: Any) -> float:
+    """What the arm would cost on its own: its stages (shared ones included) + the verification."""
+    stages = m.data["stages"]
+    verify = stages.get("export", {}).get("summary", {}).get("verify", {}).get("seconds", 0.0)
+    return round(sum(s.get("seconds", 0.0) for s in stages.values()) + verify, 1)
+
+
+def run_arm(arm: str, exp: Path, split: ExperimentSplit, base: SceneBase, cfg: PipelineConfig,
+            hashes: dict[str, str], progress: bool) -> dict[str, Any]:
+    from export.verify import ExportCheckFailed
+
+    t0 = time.perf_counter()
+    arm_dir = exp / "arms" / arm
+    result: dict[str, Any] = {"arm": arm, "run_dir": str(arm_dir)}
+    try:
+        data: ArmData = prepare_arm(arm, arm_dir, split, base, cfg, progress)
+        m = data.manifest
+        det = m.run_dir / "compose" / "detect" / "images"
+        result.update(description=data.description, real_label_percent=data.real_label_percent,
+                      train_images=len(list_images(det / "train")), val_images=len(list_images(det / "val")),
+                      **data.extra)
+        files = training_files(m.run_dir)
+        if arm != "real":  # the scene's only input: the frame folder
+            files += list_images(exp / "frames")
+        result["leakage_check"] = {"files_checked": assert_no_leakage(arm, hashes, files, split, data.sources),
+                                   "sources_checked": len(data.sources), "passed": True}
+        pipeline.run_train(m, cfg, progress)
+        try:
+            pipeline.run_export(m, cfg, progress)
+        except ExportCheckFailed as e:  # INT8 lost too much: reported, the FP32 result still stands
+            result["int8_check"] = str(e)
+        result["metrics"] = read_metrics(m.run_dir / "export" / "verify.json")
+        result["train"] = {k: m.stage("train")["summary"]["detector"].get(k) for k in ("epochs", "imgsz")}
+        result["stage_seconds"] = {k: v.get("seconds") for k, v in m.data["stages"].items()}
+        result["seconds"] = _arm_seconds(m)
+        m.data["complete"] = True
+        m.data["experiment"] = {"arm": arm, "folder": str(exp), "description": data.description}
+        m.save()
+        result["status"] = "ok"
+    except Exception as e:  # one arm's failure must not cost the others their results
+        result.update(status="failed", error=str(e) if isinstance(e, CctvkitError) else f"{type(e).__name__}: {e}")
+        log = exp / "arms" / f"{arm}-error.txt"
+        atomic_write_text(log, traceback.format_exc())
+        result["traceback"] = str(log)
+    result["wall_seconds"] = round(time.perf_counter() - t0, 1)
+    return result
+
+
+def _replace(exp: Path, force: bool) -> None:
+    if not exp.exists():
+        return
+    if not force:
+        raise CctvkitError("experiment folder already exists", exp, "pass --force to replace it, or change name:")
+    old = exp.with_name(f".{exp.name}.old-{os.getpid()}")
+    os.replace(exp, old)  # out of the way at once; deleting a big tree takes a while
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def _say(result: dict[str, Any]) -> None:
+    if result["status"] == "ok":
+        mt = result["metrics"]
+        console.print(f"arm {result['arm']}: mAP50 {mt['map50']:.3f}  mAP50-95 {mt['map50_95']:.3f}  "
+                      f"({result['train_images']} train images, {result['seconds']:.0f} s)")
+    else:
+        console.print(f"[red]arm {result['arm']} failed:[/] {result['error']}")
+
+
+def run_experiment(cfg: ExperimentConfig, *, force: bool = False, progress: bool = True,
+                   source: str | Path = "config") -> dict[str, Any]:
+    """Build <runs_dir>/<name>/: split.json, test/, arms/<arm>/ (run directories), experiment.{json,md,png}."""
+    t0 = time.perf_counter()
+    budget = resolve_budget(cfg)
+    pipe = arm_pipeline(cfg, budget, source)
+    exp = cfg.folder
+    pipeline.check_writable(exp.parent)
+    split = make_split(Path(cfg.data), Path(cfg.negatives) if cfg.negatives else None, cfg.split)
+    _replace(exp, force)  # after the split: a bad data folder leaves an old experiment alone
+    exp.mkdir(parents=True)
+    test_info = write_test_set(split, exp / "test")
+    write_split_json(split, exp / "split.json", test_info)
+    eval_cfg = evaluation_config(pipe, test_info)
+    hashes = held_out_hashes(exp / "test", split)
+    console.print(f"experiment {cfg.name}: {len(cfg.arms)} arms, budget {budget}; test set {test_info['frames']} "
+                  f"frames / {test_info['boxes']} boxes in {exp / 'test'}")
+    doc: dict[str, Any] = {
+        "schema": "cctvkit.experiment", "version": 1, "name": cfg.name, "folder": str(exp), "complete": False,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "budget": budget, "data": cfg.data,
+        "negatives": cfg.negatives, "split": str(exp / "split.json"), "test_set": test_info,
+        "evaluation": f"export/verify.json row {DETECTOR}: the edge runtime on every test frame, conf "
+                      f"{eval_cfg.eval.conf}, iou {eval_cfg.eval.iou}",
+        "shared": "the scene stage and label-free's compose run once in scene-base/ and are hard-linked "
+                  "into label-free, synthetic-only (scene only) and every hybrid-N",
+        "pipeline": eval_cfg.model_dump(mode="json"), "arms": [],
+    }
+    base = SceneBase(exp, split, eval_cfg, progress)
+    for arm in cfg.arms:
+        console.rule(f"[bold]arm {arm}")
+        result = run_arm(arm, exp, split, base, eval_cfg, hashes, progress)
+        _say(result)
+        doc["arms"].append(result)
+        write_report(doc, exp)
+    doc["complete"] = True
+    doc["seconds_total"] = round(time.perf_counter() - t0, 1)
+    files = write_report(doc, exp)
+    console.print(f"report: {files['experiment.md']}")
+    return doc
