@@ -214,6 +214,9 @@ def build_parser() -> argparse.ArgumentParser:
     from trainer.diffusion.cli import add_persons_parser  # torch is imported only when a persons command runs
 
     add_persons_parser(sub)
+    from trainer.experiment.cli import add_experiment_parser
+
+    add_experiment_parser(sub)
     return parser
 
 

@@ -11,13 +11,13 @@ import numpy as np
 import pytest
 
 from edge.errors import CctvkitError
+from edge.eval import DETECTION_KEYS, PRESENCE_KEYS, load_yolo_folder
 from edge.formats.yolo import save_yolo_labels
 from edge.manifest import Manifest
 from export.calibration import select_calibration_images
 from export.onnx_export import export_onnx
 from export.onnx_int8 import quantize_onnx_int8
 from export.verify import ExportCheckFailed, compare_rows, verify_and_record, verify_export
-from edge.eval import load_yolo_folder
 from export.verify_data import load_verify_set
 from export.verify_report import write_verify_reports
 from trainer.config import PipelineConfig
@@ -304,3 +304,29 @@ def test_thermal_harbour_folder_loads_with_its_backgrounds() -> None:
     vset = load_verify_set(m, root, root / "backgrounds", max_frames=20)
     assert len(vset.frames) == 20 and len(vset.negatives) == 20 and vset.info["images_in_folder"] > 2000
     assert vset.summary()["boxes"] > 20 and vset.frames[0].shape == (288, 384, 3)
+
+
+def test_export_verification_and_bench_run_give_one_model_the_same_scores(
+    toy_run: Path, toy_models: dict[str, Path], tmp_path: Path
+) -> None:
+    """One evaluation core: the same model on the same frames scores identically in both tools."""
+    from bench.cli import main as bench_main
+    from bench.schema import load_results
+
+    labels = toy_models["detect_yaml"].parent
+    negatives = toy_models["classify_root"] / "val" / "no_person"
+    m = Manifest.load(toy_run)
+    vset = load_verify_set(m, labels, negatives, max_frames=10)
+    report = verify_export(m, ["detector-onnx-fp32", "classifier-onnx-fp32"], vset, threads=[1],
+                           timing_frames=2, progress=False)
+    rows = {r["model"]: r for r in report["rows"]}
+    rc = bench_main(["run", "--models", str(toy_run), "--only", "detector-onnx-fp32,classifier-onnx-fp32",
+                     "--labels", str(labels), "--negatives", str(negatives), "--max-frames", "10",
+                     "--threads", "1", "--frames", "2", "--no-progress", "--no-plots", "--out", str(tmp_path)])
+    cells = {c["model"]: c for c in load_results(tmp_path)["cells"]}
+    assert rc == 0
+    for key in (*DETECTION_KEYS, *PRESENCE_KEYS, "eval_frames", "n_gt"):
+        assert cells["detector-onnx-fp32"][key] == rows["detector-onnx-fp32"][key], key
+    for key in (*PRESENCE_KEYS, "eval_frames"):
+        assert cells["classifier-onnx-fp32"][key] == rows["classifier-onnx-fp32"][key], key
+    assert rows["detector-onnx-fp32"]["eval_frames"] == 10 and rows["detector-onnx-fp32"]["n_gt"] > 0
