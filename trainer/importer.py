@@ -128,6 +128,19 @@ def link_or_copy(src: Path, dst: Path) -> str:
     return "copy"
 
 
+def link_labelled(frame: Frame, dst: Path) -> str:
+    """The frame's image at dst and its label (an explicit empty one for a frame with no person) beside it
+    in the YOLO layout; returns how the image was linked."""
+    how = link_or_copy(frame.image, dst)
+    label_dst = label_path_for(dst)
+    label_dst.parent.mkdir(parents=True, exist_ok=True)
+    if frame.label is not None:
+        link_or_copy(frame.label, label_dst)
+    else:
+        label_dst.write_text("")
+    return how
+
+
 def _squash(img: np.ndarray, size: int) -> np.ndarray:
     # Whole frame to a square, as edge's prepare_classification does on the device: no crop drops a person.
     return cv2.resize(img, (size, size), interpolation=cv2.INTER_AREA)
@@ -195,14 +208,8 @@ def build_import(out: Path, data: Path, negatives: Path | None, *, val_fraction:
         if split == "test":
             targets.append(out / "holdout" / "images" / name)
         for dst in targets:
-            how = link_or_copy(frame.image, dst)
+            how = link_labelled(frame, dst)
             links[how] = links.get(how, 0) + 1
-            label_dst = label_path_for(dst)
-            label_dst.parent.mkdir(parents=True, exist_ok=True)
-            if frame.label is not None:
-                link_or_copy(frame.label, label_dst)
-            else:
-                label_dst.write_text("")  # explicit empty label: a frame with no person
         counts[split]["frames"] += 1
         counts[split]["boxes"] += frame.boxes
         counts[split]["empty"] += frame.boxes == 0

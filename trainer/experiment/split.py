@@ -15,9 +15,10 @@ from typing import Any
 
 from edge.atomic import atomic_write_text, sha256_file
 from edge.errors import CctvkitError
-from edge.formats.yolo import label_path_for, list_images
+from edge.eval import natural_key
+from edge.formats.yolo import list_images
 from trainer.importer import SPLITS as SPLIT_NAMES
-from trainer.importer import Frame, assign, find_frames, link_or_copy, natural_key
+from trainer.importer import Frame, assign, find_frames, link_labelled, link_or_copy
 
 from .config import SplitParams
 
@@ -94,14 +95,7 @@ def write_test_set(split: ExperimentSplit, out: Path) -> dict[str, Any]:
     frames = split.of("test")
     boxes = 0
     for f in frames:
-        dst = out / "images" / split.flat(f)
-        link_or_copy(f.image, dst)
-        label = label_path_for(dst)
-        label.parent.mkdir(parents=True, exist_ok=True)
-        if f.label is not None:
-            link_or_copy(f.label, label)
-        else:
-            label.write_text("")  # explicit empty label: a frame with no person
+        link_labelled(f, out / "images" / split.flat(f))
         boxes += f.boxes
     negs = split.negatives_of("test")
     for p in negs:
