@@ -1,6 +1,7 @@
 """Which labelled frames the export verification scores every model on (loaded by edge/eval's rules).
 
-In order: the folder passed with --labels (all its frames: footage the run never saw); the real labels
+In order: the folder passed with --labels (all its frames when it is other footage; only the held-out ones
+when it labels frames of the run's own input, and a mix of both is an error); the real labels
 recorded with the run (`trainer demo/scene --labels`: only its held-out frames); the test split of an
 imported run (compose output "holdout"); else the scene's pseudo-labelled holdout, with the persons
 painted over by the background plate as person-free frames. --negatives adds real person-free frames.
@@ -14,14 +15,24 @@ from pathlib import Path
 
 from edge.errors import CctvkitError
 from edge.eval import LabelledSet, load_yolo_folder, with_negatives
-from edge.eval.holdout import real_holdout, run_labels, scene_holdout
+from edge.eval.holdout import real_holdout, run_labels, scene_holdout, sort_labelled
 from edge.manifest import Manifest
+
+
+def _frames_of_input(manifest: Manifest, labels: str | Path) -> bool:
+    """Whether --labels labels frames of the run's own input (then only its held-out ones may be scored)."""
+    if "frame_keys.json" not in manifest.stage("scene").get("outputs", {}):
+        return False  # a run from before frame keys were recorded: nothing to match against
+    parts = sort_labelled(manifest, labels)
+    return bool(parts["held_out"] or parts["training"])
 
 
 def load_verify_set(manifest: Manifest, labels: str | Path | None = None, negatives: str | Path | None = None,
                     max_frames: int = 200) -> LabelledSet:
     stages = manifest.data.get("stages", {})
-    if labels is not None:
+    if labels is not None and "scene" in stages and _frames_of_input(manifest, labels):
+        data = real_holdout(manifest, labels, max_frames)  # never the frames the run was built from
+    elif labels is not None:
         data = load_yolo_folder(labels, max_frames=max_frames)
     elif run_labels(manifest) is not None:
         data = real_holdout(manifest, run_labels(manifest), max_frames)  # type: ignore[arg-type]

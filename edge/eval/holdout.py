@@ -80,28 +80,40 @@ def _frame_keys(manifest: Manifest) -> dict:
         raise CctvkitError(f"unreadable frame key list ({e})", path, "re-run `trainer scene`") from None
 
 
+def sort_labelled(manifest: Manifest, labels: str | Path) -> dict[str, list[Path]]:
+    """The labelled images of `labels` by where their frame lies in the run's input: "held_out",
+    "training", or "foreign" (not a frame of the input at all). Decodes nothing."""
+    keys = _frame_keys(manifest)
+    index = {k: i for i, k in enumerate(keys["keys"])}
+    out: dict[str, list[Path]] = {"held_out": [], "training": [], "foreign": []}
+    for p in list_labelled(labels):
+        if not label_path_for(p).is_file():
+            continue
+        i = index.get(frame_key(p.stem, keys["kind"]))
+        out["foreign" if i is None else "held_out" if i >= keys["holdout_start"] else "training"].append(p)
+    return out
+
+
 def held_out_labelled(manifest: Manifest, labels: str | Path) -> tuple[list[Path], int]:
     """The labelled images of `labels` that are frames of the run's held-out part (matched by key), and
     how many labelled frames lie in the training part (never scored). Decodes nothing, so the demo can
     check --labels right after the scene stage, before training."""
     labels = Path(labels)
-    keys = _frame_keys(manifest)
-    index = {k: i for i, k in enumerate(keys["keys"])}
-    labelled = [p for p in list_labelled(labels) if label_path_for(p).is_file()]
-    by_key = {frame_key(p.stem, keys["kind"]): p for p in labelled}
-    strangers = [p for k, p in by_key.items() if k not in index]
-    if strangers:
-        raise CctvkitError(f"{len(strangers)} of {len(by_key)} labelled frames are not frames of the run's input "
-                           f"(e.g. {strangers[0].name})", label_path_for(strangers[0]),
+    parts = sort_labelled(manifest, labels)
+    n = sum(len(v) for v in parts.values())
+    if parts["foreign"]:
+        first = parts["foreign"][0]
+        raise CctvkitError(f"{len(parts['foreign'])} of {n} labelled frames are not frames of the run's input "
+                           f"(e.g. {first.name})", label_path_for(first),
                            "pass labels of the same video or frame folder the run was built from")
-    held = [p for k, p in by_key.items() if index[k] >= keys["holdout_start"]]
-    if not held:
-        n = len(keys["keys"])
+    if not parts["held_out"]:
+        keys = _frame_keys(manifest)
+        total = len(keys["keys"])
         raise CctvkitError(f"no labelled frame lies in the held-out part (input frames "
-                           f"{keys['holdout_start']}-{n - 1} of {n}); training frames are never scored",
+                           f"{keys['holdout_start']}-{total - 1} of {total}); training frames are never scored",
                            labels, "label frames from the last part of the input, or hold out more "
                            "(scene.holdout_fraction)")
-    return held, len(by_key) - len(held)
+    return parts["held_out"], len(parts["training"])
 
 
 def real_holdout(manifest: Manifest, labels: str | Path, max_frames: int,

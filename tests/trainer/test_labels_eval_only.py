@@ -95,6 +95,10 @@ def test_labels_never_reach_scene_or_compose(tmp_path: Path) -> None:
     data_set = real_holdout(m, labels, max_frames=0)
     assert len(data_set.frames) == n_hold and data_set.names[0] == f"images/frame_{N_FRAMES - n_hold:04d}.jpg"
     assert "eval_labels" not in Manifest.load(plain).data
+    # `trainer export --labels` with labels of the run's own input scores only its held-out frames too.
+    from export.verify_data import load_verify_set
+
+    assert len(load_verify_set(Manifest.load(plain), labels, max_frames=0).frames) == n_hold
 
     # Labels of frames the input does not have, or only of training frames: one-line errors.
     stranger = labelled_footage(tmp_path / "stranger")

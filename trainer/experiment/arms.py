@@ -111,12 +111,12 @@ def _counts(m: Manifest) -> dict[str, int]:
 
 
 def prepare_real(arm_dir: Path, split: ExperimentSplit, cfg: PipelineConfig, progress: bool) -> ArmData:
-    p = split.params
+    p = split.params  # test_fraction 0 with a test clip (make_split): the import is then train/val only
     m = import_run(split.data, arm_dir.name, arm_dir.parent, split.neg_root, force=True, progress=progress,
                    val_fraction=p.val_fraction, test_fraction=p.test_fraction, block_size=p.block_size,
                    guard=p.resolved_guard, cls_size=cfg.compose.cls_size)
     doc = json.loads((m.run_dir / "compose" / "import.json").read_text())
-    for s in ("train", "val", "test"):
+    for s in ("train", "val", "test"):  # with a test clip: no test split here, and none in data's split
         if doc["splits"].get(s, []) != split.names(s):  # the import's own split must be the experiment's
             raise CctvkitError(f"trainer import split the {s} frames differently from split.json",
                                m.run_dir / "compose" / "import.json", "this is a bug: report it")

@@ -28,8 +28,8 @@ def cmd_experiment(args: argparse.Namespace) -> int:
 def add_experiment_parser(sub: Any) -> argparse.ArgumentParser:
     p = sub.add_parser("experiment", help="real labels vs label-free training, every arm scored on one real "
                                           "test split (report: experiment.md/.png/.json)")
-    p.add_argument("config", help="experiment YAML: name, runs_dir, data, negatives, split, arms, budget, "
-                                  "pipeline (see trainer/experiment/config.py)")
+    p.add_argument("config", help="experiment YAML: name, runs_dir, data, negatives, test_data, "
+                                  "test_negatives, split, arms, budget, pipeline (see trainer/experiment/config.py)")
     p.add_argument("--force", action="store_true", help="replace an existing experiment folder of that name")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=cmd_experiment)

@@ -5,6 +5,8 @@
     data: ../shared/data/thermal-harbour          # YOLO images/ + labels/ (class 0 = person)
     negatives: ../shared/data/thermal-harbour/backgrounds   # optional person-free frames
     split: {block_size: 100, guard: 5, val_fraction: 0.2, test_fraction: 0.2}
+    # test_data: ../shared/data/caviar-lobby/walk3   # optional: test on ANOTHER clip of the same camera
+    # test_negatives: DIR                            # optional person-free frames for that test set
     arms: [real, label-free, synthetic-only, hybrid-10, hybrid-50]
     budget: auto                       # cpu | gpu | auto (cpu when torch sees no CUDA GPU)
     pipeline:                          # a trainer.config.PipelineConfig, the same for every arm
@@ -14,6 +16,12 @@ Every key is validated (unknown keys are an error naming the key). `pipeline:` k
 budget preset; the preset only fills what you leave out. Paths are relative to the current directory.
 The experiment owns the export keys that make the evaluation the same for every arm (labels, negatives,
 verify, formats, verify_threads, verify_frames): setting them is an error.
+
+`test_data: DIR` (YOLO images/ + labels/ of another clip of the same camera, e.g. data: .../walk1 and
+test_data: .../walk3) makes the test set every labelled frame of that clip: `data` is then split into
+train/val only (time blocks and guard bands as above, test_fraction 0, so setting split.test_fraction is an
+error) and `test_negatives: DIR` (optional) are the person-free frames scored beside it. `negatives:` then
+go to train/val only. Without test_data the test set is the test_fraction of `data`'s time blocks.
 """
 
 from __future__ import annotations
@@ -73,7 +81,7 @@ class SplitParams(Strict):
     guard: int | None = Field(None, ge=0, description="frames dropped after a split boundary "
                               "(default block_size // 20, as trainer import)")
     val_fraction: float = Field(0.2, gt=0, lt=1)
-    test_fraction: float = Field(0.2, gt=0, lt=1)
+    test_fraction: float = Field(0.2, ge=0, lt=1, description="0 only with test_data (set by the experiment)")
 
     @model_validator(mode="after")
     def _check(self) -> SplitParams:
@@ -91,6 +99,8 @@ class ExperimentConfig(Strict):
     runs_dir: str = "runs"
     data: str
     negatives: str | None = None
+    test_data: str | None = None  # another clip of the camera: the whole test set; data is train/val only
+    test_negatives: str | None = None  # person-free frames for that test set (needs test_data)
     split: SplitParams = Field(default_factory=lambda: SplitParams.model_validate({}))
     arms: list[Annotated[str, AfterValidator(_check_arm)]] = Field(default_factory=lambda: list(DEFAULT_ARMS),
                                                                    min_length=1)
@@ -137,9 +147,28 @@ def arm_pipeline(cfg: ExperimentConfig, budget: str, source: str | Path = "confi
 def load_experiment_config(path: str | Path) -> ExperimentConfig:
     """The validated config; a bad key or value is one CctvkitError that names it."""
     cfg: ExperimentConfig = load_yaml_config(path, ExperimentConfig)
+    check_test_keys(cfg, path)
     # Paths are relative to the current directory, like `trainer import --data --runs-dir`; made absolute
     # now so every stage and report names the same files.
     cfg.data = str(Path(cfg.data).resolve())
     cfg.negatives = str(Path(cfg.negatives).resolve()) if cfg.negatives else None
     cfg.runs_dir = str(Path(cfg.runs_dir).resolve())
+    if cfg.test_data:
+        cfg.test_data = str(Path(cfg.test_data).resolve())
+        cfg.test_negatives = str(Path(cfg.test_negatives).resolve()) if cfg.test_negatives else None
+        cfg.split = cfg.split.model_copy(update={"test_fraction": 0.0})  # data: train/val only
     return cfg
+
+
+def check_test_keys(cfg: ExperimentConfig, source: str | Path) -> None:
+    """test_data and split.test_fraction are two ways to say where the test set comes from: one only."""
+    if cfg.test_data and "test_fraction" in cfg.split.model_fields_set:
+        raise CctvkitError("key 'split.test_fraction' cannot be set together with 'test_data' (the test set "
+                           "is every frame of test_data)", source,
+                           "remove split.test_fraction, or remove test_data to hold out part of data")
+    if not cfg.test_data and cfg.test_negatives:
+        raise CctvkitError("key 'test_negatives' needs 'test_data'", source,
+                           "add test_data: DIR (the test clip), or remove test_negatives")
+    if not cfg.test_data and cfg.split.test_fraction == 0:
+        raise CctvkitError("key 'split.test_fraction' = 0 leaves no test frames", source,
+                           "use 0 < test_fraction < 1, or add test_data: DIR (another clip to test on)")

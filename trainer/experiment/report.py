@@ -18,15 +18,24 @@ def _f(v: Any, digits: int = 3) -> str:
     return "-" if v is None else f"{v:.{digits}f}"
 
 
-def render_md(doc: dict[str, Any]) -> str:
+def _test_set_line(doc: dict[str, Any]) -> str:
     t = doc["test_set"]
+    head = (f"Real test set (the same held-out frames for every arm, never trained on): `{t['path']}`, "
+            f"**{t['frames']} frames** ({t['frames_with_person']} with a person), **{t['boxes']} boxes**, "
+            f"from `{t['source']}`")
+    if not t.get("other_clip"):
+        return f"{head}; split by time blocks in `{doc['split']}`."
+    negs = f" and {t['negatives']} person-free frames from `{t['negatives_source']}`" if t.get("negatives") else ""
+    return (f"{head}, a different clip than the training data (`{t['training_data']}`, split into train/val "
+            f"by time blocks in `{doc['split']}`){negs}.")
+
+
+def render_md(doc: dict[str, Any]) -> str:
     p = doc["pipeline"]["train"]
     lines = [
         f"# Experiment {doc['name']}: real labels vs label-free training",
         "",
-        f"Real test set (the same held-out frames for every arm, never trained on): `{t['path']}`, "
-        f"**{t['frames']} frames** ({t['frames_with_person']} with a person), **{t['boxes']} boxes**, "
-        f"from `{t['source']}`; split by time blocks in `{doc['split']}`.",
+        _test_set_line(doc),
         "",
         f"Every arm: detector {p['detector_epochs']} epochs at {p['detector_imgsz']} px, batch {p['batch']}, "
         f"seed {p['seed']} (budget `{doc['budget']}`). Scored by {doc['evaluation']}.",

@@ -141,15 +141,18 @@ def run_experiment(cfg: ExperimentConfig, *, force: bool = False, progress: bool
     pipe = arm_pipeline(cfg, budget, source)
     exp = cfg.folder
     pipeline.check_writable(exp.parent)
-    split = make_split(Path(cfg.data), Path(cfg.negatives) if cfg.negatives else None, cfg.split)
+    split = make_split(Path(cfg.data), Path(cfg.negatives) if cfg.negatives else None, cfg.split,
+                       Path(cfg.test_data) if cfg.test_data else None,
+                       Path(cfg.test_negatives) if cfg.test_negatives else None)
     _replace(exp, force)  # after the split: a bad data folder leaves an old experiment alone
     exp.mkdir(parents=True)
     test_info = write_test_set(split, exp / "test")
     write_split_json(split, exp / "split.json", test_info)
     eval_cfg = evaluation_config(pipe, test_info)
     hashes = held_out_hashes(exp / "test", split)
+    clip = f" (all of {cfg.test_data}, another clip)" if cfg.test_data else ""
     console.print(f"experiment {cfg.name}: {len(cfg.arms)} arms, budget {budget}; test set {test_info['frames']} "
-                  f"frames / {test_info['boxes']} boxes in {exp / 'test'}")
+                  f"frames / {test_info['boxes']} boxes in {exp / 'test'}{clip}")
     doc: dict[str, Any] = {
         "schema": "cctvkit.experiment", "version": 1, "name": cfg.name, "folder": str(exp), "complete": False,
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "budget": budget, "data": cfg.data,
@@ -160,6 +163,8 @@ def run_experiment(cfg: ExperimentConfig, *, force: bool = False, progress: bool
                   "into label-free, synthetic-only (scene only) and every hybrid-N",
         "pipeline": eval_cfg.model_dump(mode="json"), "arms": [],
     }
+    if cfg.test_data:
+        doc.update(test_data=cfg.test_data, test_negatives=cfg.test_negatives)
     base = SceneBase(exp, split, eval_cfg, progress)
     for arm in cfg.arms:
         console.rule(f"[bold]arm {arm}")

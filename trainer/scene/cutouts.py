@@ -11,6 +11,7 @@ import numpy as np
 
 from trainer.scene.people import PersonObservation
 from trainer.scene.perspective import Perspective
+from trainer.scene.sizemodel import RadialSize
 
 
 @dataclass
@@ -20,10 +21,13 @@ class Cutout:
     foot: tuple[float, float]
     score: float
     rgba: np.ndarray  # (h, w, 4) uint8, alpha 0/255
+    # "any" orientation: the person's length (long side of its blob), the size model's measure. Compose
+    # scales a cutout by target size / height_px, so height_px must be in the same measure as the model.
+    size_px: float = 0.0
 
     @property
     def height_px(self) -> int:
-        return self.box[3] - self.box[1]
+        return int(round(self.size_px)) if self.size_px > 0 else self.box[3] - self.box[1]
 
 
 def _expanded(box: np.ndarray, frac: float) -> np.ndarray:
@@ -59,11 +63,43 @@ def is_clean(
         return False
     if perspective is not None and not 0.85 <= h / perspective.height_at(y2) <= 1.2:
         return False  # shorter: a part hidden or lost; taller: something else glued on
+    return _alone_and_solid(person, others, (0.35, 0.85))
+
+
+def is_clean_any(
+    person: PersonObservation,
+    others: list[PersonObservation],
+    size_model: RadialSize | None,
+    frame_shape: tuple[int, int],
+    margin: int = 3,
+    min_size: float = 0.0,
+) -> bool:
+    """is_clean for people lying at any angle ("any" orientation): the same whole / alone / solid tests,
+    with the length against the radial size model instead of the height against the perspective."""
+    h_img, w_img = frame_shape
+    x1, y1, x2, y2 = person.box
+    if x1 < margin or y1 < margin or x2 > w_img - margin or y2 > h_img - margin:
+        return False
+    if person.score < 0.4:
+        return False  # a shape far from a walker's (round, or a long streak) or an unexpected size
+    size = float(person.extra.get("size", 0.0))
+    if size < min_size or float(person.extra.get("fill", 0.0)) < 0.5:
+        return False  # a ragged outline within its rectangle: a shadow or two people glued together
+    if size_model is not None:
+        cx, cy = person.extra.get("centre", ((x1 + x2) / 2, (y1 + y2) / 2))
+        if not 0.85 <= size / size_model.size_at(cx, cy) <= 1.2:
+            return False
+    # A diagonal person fills only about a third of its axis-aligned box: a lower floor than upright.
+    return _alone_and_solid(person, others, (0.2, 0.9))
+
+
+def _alone_and_solid(person: PersonObservation, others: list[PersonObservation], fill_range: tuple[float, float]
+                     ) -> bool:
     grown = _expanded(person.box, 0.1)
     if any(o is not person and _intersects(grown, o.box) for o in others):
         return False
     fill = float(person.mask.mean())
-    if not 0.35 <= fill <= 0.85:
+    if not fill_range[0] <= fill <= fill_range[1]:
         return False
     n, _, stats, _ = cv2.connectedComponentsWithStats(person.mask.astype(np.uint8), connectivity=8)
     big = int((stats[1:, cv2.CC_STAT_AREA] >= 0.03 * person.mask.sum()).sum()) if n > 1 else 0
@@ -73,7 +109,8 @@ def is_clean(
 def make_cutout(frame: np.ndarray, person: PersonObservation) -> Cutout:
     x1, y1, x2, y2 = (int(v) for v in person.box)
     rgba = np.dstack([frame[y1:y2, x1:x2], np.where(person.mask, 255, 0).astype(np.uint8)])
-    return Cutout(person.frame, (x1, y1, x2, y2), person.foot, person.score, rgba)
+    # Only "any"-orientation observations carry a size (their length); upright ones keep the box height.
+    return Cutout(person.frame, (x1, y1, x2, y2), person.foot, person.score, rgba, float(person.extra.get("size", 0.0)))
 
 
 def select_spread(cands: list[Cutout], limit: int) -> list[Cutout]:

@@ -21,6 +21,7 @@ def draw_overview(
     inliers: np.ndarray,
     perspective: Perspective,
     width_ratio: float,
+    measure: str = "height",
 ) -> np.ndarray:
     h, w = plate.shape[:2]
     s = max(1.0, MIN_WIDTH / w)
@@ -59,7 +60,7 @@ def draw_overview(
             cv2.rectangle(img, p1, p2, (0, 255, 255), 2)
             cv2.putText(img, f"{ph:.0f}px", (p1[0], max(p1[1] - 4, 12)), font, 0.45, (0, 255, 255), 1, cv2.LINE_AA)
     sign = "+" if perspective.b >= 0 else "-"
-    text = (f"height = {perspective.a:.3f} * foot_row {sign} {abs(perspective.b):.1f}   ({perspective.inliers}/"
+    text = (f"{measure} = {perspective.a:.3f} * foot_row {sign} {abs(perspective.b):.1f}   ({perspective.inliers}/"
             f"{perspective.n_points} feet fit, median error {perspective.median_abs_residual_px:.1f}px)")
     bar = np.zeros((24, img.shape[1], 3), np.uint8)
     cv2.putText(bar, text, (6, 16), font, 0.45, (255, 255, 255), 1, cv2.LINE_AA)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel, ConfigDict, Field
 
 
@@ -55,4 +57,13 @@ class SceneParams(BaseModel):
     hog_hit_threshold: float = 0.0
     hog_scale: float = Field(1.05, gt=1.0, lt=2.0)
     hog_win_stride: int = Field(8, ge=4, le=16)
+    # How people appear: "upright" (a wall or pole camera: people stand, height grows with the foot row,
+    # HOG confirms them); "any" (a ceiling or fisheye camera looking down: people lie at every angle, so
+    # foreground blobs of person-like size and shape at any orientation, no HOG, and a size model by
+    # distance from the image centre, trainer/scene/sizemodel.py); "auto" tries upright first and falls
+    # back to "any" when calibration finds too few upright people (scene.json records which was used).
+    orientation: Literal["auto", "upright", "any"] = "auto"
+    # "any" mode: the longest person blob accepted, long side / short side of its minimum-area rectangle
+    # (a walker seen from above is ~1.5-2.5; longer is a shadow streak, a door edge, a light reflection).
+    max_elongation: float = Field(4.0, ge=1.5, le=10.0)
     jpeg_quality: int = Field(92, ge=50, le=100)

@@ -4,7 +4,8 @@ Steps (each timed in scene.json):
   probe      open the video (or frame folder, or glob), split it in time: training part first, held-out last
   segments   scene changes over the training part: one segment per stretch of one empty scene
   plate      per segment, the temporal median of frames spread over it (plate.png: the longest one's)
-  calibrate  find people without any size prior, fit the perspective (height vs foot row)
+  calibrate  find people without any size prior, fit the perspective (height vs foot row); for a camera
+             looking down ("any" orientation, the fallback of "auto") the size by distance from the centre
   scan       every k-th training frame with the perspective-aware finder: pseudo-labelled frames,
              cutout candidates, foot points
   scene      refit the perspective on the scan, walkable area, cutouts, overview.png
@@ -18,27 +19,32 @@ from __future__ import annotations
 import json
 import math
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import cv2
 import numpy as np
+from rich.console import Console
 
 from edge.errors import CctvkitError
 from edge.formats.yolo import save_yolo_labels
-from trainer.scene.cutouts import is_clean, make_cutout, save_cutouts, select_spread
+from trainer.scene.anyscene import any_perspective_json, fit_any, row_model, size_of, width_ratio_any
+from trainer.scene.cutouts import is_clean, is_clean_any, make_cutout, save_cutouts, select_spread
 from trainer.scene.frames import VideoInfo, iter_frames, open_video, spread
 from trainer.scene.overview import draw_overview
 from trainer.scene.params import SceneParams
 from trainer.scene.people import WIDTH_RATIO, PersonFinder, PersonObservation
-from trainer.scene.perspective import Perspective, fit_perspective
+from trainer.scene.perspective import MIN_OBSERVATIONS, Perspective, fit_perspective
 from trainer.scene.plate import Plate, build_plates
 from trainer.scene.progress import task_progress
 from trainer.scene.segments import Segment, closest_plate, find_segments, segment_of, thumbnail
+from trainer.scene.topdown import AnyPersonFinder
 from trainer.scene.walkable import walkable_mask
 
 __all__ = ["SceneParams", "build_scene", "split_video"]
 
 LABELS_NOTE = "pseudo (background difference + HOG)"
+LABELS_NOTE_ANY = "pseudo (background difference, people at any orientation)"
 
 
 def split_video(info: VideoInfo, params: SceneParams) -> tuple[range, range]:
@@ -70,6 +76,30 @@ def _fit(people: list[PersonObservation], video: Path) -> tuple[Perspective, np.
     heights = np.array([p.height for p in usable])
     model, inliers = fit_perspective(rows, heights, video)
     return model, inliers, usable
+
+
+def _calibrate(video: Path, segments: list[Segment], train: range, params: SceneParams, progress: bool,
+               finders: list[PersonFinder], fit: Callable) -> tuple[tuple, list[PersonObservation], list[int]]:
+    """(fit(observations), observations, frames used): the sampled calibration frames first; if they hold
+    too few people (a quiet video), every scan frame before giving up (fit raises CctvkitError)."""
+    calib_idx = spread(train.start, train.stop, params.calib_frames)
+    calib = _collect(video, segments, finders, calib_idx, "calibrate", progress)
+    try:
+        return fit(calib), calib, calib_idx
+    except CctvkitError:
+        more = sorted(set(range(train.start, train.stop, params.scan_stride)) - set(calib_idx))
+        calib.extend(_collect(video, segments, finders, more, "calibrate (more frames)", progress))
+        return fit(calib), calib, sorted([*calib_idx, *more])
+
+
+def _collect(video: Path, segments: list[Segment], finders: list[PersonFinder], idx: list[int], label: str,
+             progress: bool) -> list[PersonObservation]:
+    out: list[PersonObservation] = []
+    with task_progress(label, len(idx), progress) as advance:
+        for i, frame in iter_frames(video, idx):
+            out.extend(finders[segment_of(segments, i)].find(frame, i))
+            advance()
+    return out
 
 
 def _width_ratio(people: list[PersonObservation], inliers: np.ndarray) -> float:
@@ -119,32 +149,44 @@ def build_scene(video: Path, out_dir: Path, params: SceneParams, progress: bool 
     t = lap("plate", t)
 
     # Calibrate: no size prior yet, so the finder only uses shape and HOG. A frame is judged against
-    # its own segment's plate.
-    finders0 = [PersonFinder(p, params) for p in plates]
-    calib_idx = spread(train.start, train.stop, params.calib_frames)
-    calib: list[PersonObservation] = []
-    with task_progress("calibrate", len(calib_idx), progress) as advance:
-        for i, frame in iter_frames(video, calib_idx):
-            calib.extend(finders0[segment_of(segments, i)].find(frame, i))
-            advance()
-    try:
-        persp0, inl0, usable0 = _fit(calib, video)
-    except CctvkitError:
-        # Few people in the sampled frames (a quiet video): look at every scan frame before giving up.
-        more = sorted(set(range(train.start, train.stop, params.scan_stride)) - set(calib_idx))
-        calib_idx = sorted([*calib_idx, *more])
-        with task_progress("calibrate (more frames)", len(more), progress) as advance:
-            for i, frame in iter_frames(video, more):
-                calib.extend(finders0[segment_of(segments, i)].find(frame, i))
-                advance()
-        persp0, inl0, usable0 = _fit(calib, video)
-    width_ratio = _width_ratio(usable0, inl0)
+    # its own segment's plate. "auto" tries upright people first: a camera looking down sees almost none
+    # (no HOG support, boxes wider than tall), and then falls back to people at any orientation.
+    orientation, why = params.orientation, "set in the config"
+    if orientation != "any":
+        try:
+            (persp0, inl0, usable0), calib, calib_idx = _calibrate(
+                video, segments, train, params, progress, [PersonFinder(p, params) for p in plates],
+                lambda people: _fit(people, video))
+            orientation, why = "upright", why if orientation == "upright" else "upright people found"
+        except CctvkitError:
+            if orientation == "upright":
+                raise
+            orientation, why = "any", f"fewer than {MIN_OBSERVATIONS} upright people in the calibration frames"
+    size0 = None
+    if orientation == "any":
+        centre = (info.width / 2.0, info.height / 2.0)
+        (size0, inl0, usable0), calib, calib_idx = _calibrate(
+            video, segments, train, params, progress, [AnyPersonFinder(p, params) for p in plates],
+            lambda people: fit_any(people, video, centre))
+        persp0 = row_model(usable0, inl0, video)
+    if params.orientation == "auto":
+        Console(stderr=True).print(f"scene: orientation auto -> {orientation} ({why})", highlight=False, soft_wrap=True)
+    width_ratio = _width_ratio(usable0, inl0) if size0 is None else width_ratio_any(usable0, inl0)
     t = lap("calibrate", t)
 
     # Scan: the finder now knows how tall a person is at each row.
-    finders = [PersonFinder(p, params, persp0, width_ratio) for p in plates]
-    typical_h = float(np.median([p.height for p, ok in zip(usable0, inl0, strict=True) if ok]))
+    # ("any": the finder knows how long a person is at each distance from the centre.)
+    if size0 is None:
+        finders = [PersonFinder(p, params, persp0, width_ratio) for p in plates]
+    else:
+        finders = [AnyPersonFinder(p, params, size0) for p in plates]
+    typical_h = float(np.median([size_of(p) for p, ok in zip(usable0, inl0, strict=True) if ok]))
     min_cutout = min(float(params.min_cutout_px), 0.75 * typical_h)
+
+    def clean(p: PersonObservation, people: list[PersonObservation], shape: tuple[int, int]) -> bool:
+        if size0 is None:
+            return is_clean(p, people, persp0, shape, min_height=min_cutout)
+        return is_clean_any(p, people, size0, shape, min_size=min_cutout)
     scan_idx = list(range(train.start, train.stop, params.scan_stride))
     label_idx = set(spread(0, len(scan_idx), params.train_frames))
     label_idx = {scan_idx[k] for k in label_idx}
@@ -158,23 +200,29 @@ def build_scene(video: Path, out_dir: Path, params: SceneParams, progress: bool 
             if i in label_idx:
                 _write_labelled(out_dir, "frames", i, frame, people, params.jpeg_quality)
                 n_train_boxes += len(people)
-            candidates.extend(make_cutout(frame, p) for p in people
-                              if is_clean(p, people, persp0, frame.shape[:2], min_height=min_cutout))
+            candidates.extend(make_cutout(frame, p) for p in people if clean(p, people, frame.shape[:2]))
             advance()
     t = lap("scan", t)
 
+    size = None
     try:
-        persp, inliers, usable = _fit(scanned, video)
+        if size0 is None:
+            persp, inliers, usable = _fit(scanned, video)
+        else:
+            size, inliers, usable = fit_any(scanned, video, size0.centre)
+            persp = row_model(usable, inliers, video)
     except CctvkitError:
-        persp, inliers, usable = persp0, inl0, usable0  # the calibration fit stands
-    (out_dir / "perspective.json").write_text(json.dumps(persp.to_json(), indent=2) + "\n")
+        persp, inliers, usable, size = persp0, inl0, usable0, size0  # the calibration fit stands
+    persp_doc = persp.to_json() if size is None else any_perspective_json(persp, size)
+    (out_dir / "perspective.json").write_text(json.dumps(persp_doc, indent=2) + "\n")
     feet = np.array([p.foot for p in usable], np.float64).reshape(-1, 2)
     walk = walkable_mask(feet[inliers], (info.height, info.width), persp, width_ratio)
     _imwrite(out_dir / "walkable.png", walk)
     cutouts = select_spread(candidates, params.max_cutouts)
     records = save_cutouts(cutouts, out_dir)
     (out_dir / "cutouts.json").write_text(json.dumps(records, indent=1) + "\n")
-    _imwrite(out_dir / "overview.png", draw_overview(plate.image, walk, feet, inliers, persp, width_ratio))
+    _imwrite(out_dir / "overview.png", draw_overview(plate.image, walk, feet, inliers, persp, width_ratio,
+                                                        "height" if size is None else "length"))
     t = lap("scene", t)
 
     step = max(1, math.ceil(len(hold) / params.holdout_frames))
@@ -203,7 +251,9 @@ def build_scene(video: Path, out_dir: Path, params: SceneParams, progress: bool 
         sources[p.source] = sources.get(p.source, 0) + 1
     summary = {
         "video": info.to_json(),
-        "labels": LABELS_NOTE,
+        "labels": LABELS_NOTE if size0 is None else LABELS_NOTE_ANY,
+        "orientation": orientation,
+        "orientation_reason": why,
         "labels_note": "frames/ and holdout/ boxes are PSEUDO labels from the same person finder, not ground "
                        "truth: accuracy measured against holdout/ is agreement with this finder",
         "split": {
@@ -230,8 +280,8 @@ def build_scene(video: Path, out_dir: Path, params: SceneParams, progress: bool 
         "n_cutout_candidates": len(candidates),
         "people_per_scanned_frame": round(len(scanned) / max(len(scan_idx), 1), 3),
         "detections_by_source": sources,
-        "perspective": persp.to_json(),
-        "perspective_calibration": persp0.to_json(),
+        "perspective": persp_doc,
+        "perspective_calibration": persp0.to_json() if size0 is None else any_perspective_json(persp0, size0),
         "person_width_ratio": round(width_ratio, 4),
         "timings_s": timings,
         "params": params.model_dump(mode="json"),
