@@ -40,25 +40,39 @@ def render_md(doc: dict[str, Any]) -> str:
         f"Every arm: detector {p['detector_epochs']} epochs at {p['detector_imgsz']} px, batch {p['batch']}, "
         f"seed {p['seed']} (budget `{doc['budget']}`). Scored by {doc['evaluation']}.",
         "",
-        "| arm | training data | train images | mAP50 | mAP50-95 | P | R | count MAE | seconds |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|",
+        "| arm | training data | train images | mAP50 | × real | mAP50-95 | × real | P | R | count MAE | seconds |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
+    real = next((a["metrics"] for a in doc["arms"] if a["arm"] == "real" and a["status"] == "ok"), None)
+
+    def vs_real(m: dict[str, Any], key: str) -> str:
+        """The arm's figure as a multiple of the real-label arm's: the targets are stated that way."""
+        return f"{m[key] / real[key]:.2f}×" if real and real.get(key) else "-"
+
     failed = []
     for a in doc["arms"]:
         if a["status"] != "ok":
             failed.append(a)
             lines.append(f"| {a['arm']} | {a.get('description', '-')} | {a.get('train_images', '-')} | "
-                         "failed | | | | | |")
+                         "failed | | | | | | | |")
             continue
         m = a["metrics"]
         lines.append(f"| {a['arm']} | {a['description']} | {a['train_images']} | {_f(m['map50'])} | "
-                     f"{_f(m['map50_95'])} | {_f(m['box_precision'])} | {_f(m['box_recall'])} | "
+                     f"{vs_real(m, 'map50')} | {_f(m['map50_95'])} | {vs_real(m, 'map50_95')} | "
+                     f"{_f(m['box_precision'])} | {_f(m['box_recall'])} | "
                      f"{_f(m.get('count_mae'), 2)} | {a['seconds']:.0f} |")
     if not doc.get("complete"):
         lines += ["", "_The experiment is still running (or stopped): arms below the last row are missing._"]
     for a in failed:
         lines += ["", f"**{a['arm']} failed:** {a['error']} (traceback: `{a.get('traceback', '-')}`)"]
     notes = [f"- {a['arm']}: INT8 check: {a['int8_check']}" for a in doc["arms"] if a.get("int8_check")]
+    q = doc.get("pseudo_labels")
+    if q:
+        iou = "-" if q["mean_iou_matched"] is None else f"{q['mean_iou_matched']:.2f}"
+        notes.append(f"- pseudo-labels of the label-free arms, scored against the real labels of the same "
+                     f"{q['frames']} training frames ({q['pseudo_boxes']} pseudo / {q['real_boxes']} real boxes): "
+                     f"P {q['precision']:.3f}, R {q['recall']:.3f}, F1 {q['f1']:.3f}, mean IoU of matches "
+                     f"{iou}, count MAE {q['count_mae']:.2f}: the labeller's ceiling")
     lines += ["", "Notes:", f"- {doc['shared']}.",
               "- seconds: the arm's stages (shared ones counted in every arm that uses them) + the verification.",
               "- P / R: box precision / recall at the verification's conf; count MAE: mean |predicted - true| "

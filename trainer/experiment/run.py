@@ -26,6 +26,7 @@ from trainer.config import PipelineConfig
 
 from .arms import ArmData, SceneBase, prepare_arm
 from .config import ExperimentConfig, arm_pipeline, resolve_budget
+from .pseudo import pseudo_label_quality
 from .report import write_report
 from .split import (
     ExperimentSplit,
@@ -172,6 +173,7 @@ def run_experiment(cfg: ExperimentConfig, *, force: bool = False, progress: bool
         _say(result)
         doc["arms"].append(result)
         write_report(doc, exp)
+    doc["pseudo_labels"] = pseudo_label_quality(exp / "scene-base" / "scene", split)
     doc["complete"] = True
     doc["seconds_total"] = round(time.perf_counter() - t0, 1)
     files = write_report(doc, exp)

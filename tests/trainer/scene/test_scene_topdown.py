@@ -117,9 +117,11 @@ def test_any_scene_loads_in_compose(topdown_scene: tuple[Path, dict]):
     assert scene.perspective.height_at(scene.perspective.row_range[0]) > 10
 
 
-def test_forced_upright_on_topdown_finds_nobody(topdown_frames: Path, tmp_path: Path):
-    with pytest.raises(CctvkitError, match="no people found"):
-        build_scene(topdown_frames, tmp_path, SceneParams(**PARAMS, orientation="upright"), progress=False)
+def test_forced_upright_is_obeyed(topdown_frames: Path, topdown_scene: tuple[Path, dict], tmp_path: Path):
+    """orientation: upright is never overridden; it only sees the walker lying along the columns."""
+    s = build_scene(topdown_frames, tmp_path, SceneParams(**PARAMS, orientation="upright"), progress=False)
+    assert s["orientation"] == "upright" and "size_model" not in s["perspective"]
+    assert s["n_train_boxes"] < 0.5 * topdown_scene[1]["n_train_boxes"]
 
 
 def test_upright_video_stays_upright(synth_scene: tuple[Path, dict]):
