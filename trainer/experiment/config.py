@@ -42,11 +42,11 @@ HYBRID = re.compile(r"^hybrid-(\d{1,3})$")
 
 # Reduced defaults for a CPU-only machine (2-4 cores): five arms in well under an hour on thermal-harbour.
 # The detector keeps the project's 320 px input (thermal people are ~26 px tall; smaller inputs lose them);
-# fewer epochs, fewer composed images and a smaller classifier are what make it affordable.
+# fewer epochs and a smaller classifier are what make it affordable.
 CPU_PRESET: dict[str, Any] = {
     "scene": {"plate_frames": 60, "calib_frames": 80, "train_frames": 120, "max_cutouts": 200,
               "holdout_frames": 30},  # the scene's own holdout is not scored: the real test split is
-    "compose": {"n_images": 300},
+    # compose.n_images is not preset: equal_training_size matches it to the real train split.
     "train": {"detector_epochs": 5, "detector_imgsz": 320, "classifier_epochs": 3, "classifier_imgsz": 96,
               "batch": 16},
     "export": {"calibration_images": 64, "verify_timing_frames": 5},
@@ -142,6 +142,19 @@ def arm_pipeline(cfg: ExperimentConfig, budget: str, source: str | Path = "confi
             raise CctvkitError(f"key 'pipeline.export.{key}' is set by the experiment for every arm", source,
                                "remove it (every arm is verified on the experiment's test split)")
     return PipelineConfig.model_validate(_merge(PRESETS[budget], user))
+
+
+def equal_training_size(cfg: ExperimentConfig, pipe: PipelineConfig, n_train: int) -> PipelineConfig:
+    """Unless the user set compose.n_images, compose as many images as the real train split holds: with
+    identical epochs the arms then take about as many optimizer steps, so a label-free arm is not judged
+    undertrained (the first thermal run, 320 composed vs 627 real train images at 4 epochs, learned
+    nothing at all on its own val split)."""
+    if "n_images" in cfg.pipeline.model_dump(exclude_unset=True).get("compose", {}):
+        return pipe
+    out = pipe.model_copy(deep=True)
+    n = max(2, round(n_train / (1 - out.compose.val_fraction)))
+    out.compose = out.compose.model_copy(update={"n_images": n})
+    return out
 
 
 def load_experiment_config(path: str | Path) -> ExperimentConfig:

@@ -25,7 +25,7 @@ from trainer import pipeline
 from trainer.config import PipelineConfig
 
 from .arms import ArmData, SceneBase, prepare_arm
-from .config import ExperimentConfig, arm_pipeline, resolve_budget
+from .config import ExperimentConfig, arm_pipeline, equal_training_size, resolve_budget
 from .pseudo import pseudo_label_quality
 from .report import write_report
 from .split import (
@@ -149,6 +149,7 @@ def run_experiment(cfg: ExperimentConfig, *, force: bool = False, progress: bool
     exp.mkdir(parents=True)
     test_info = write_test_set(split, exp / "test")
     write_split_json(split, exp / "split.json", test_info)
+    pipe = equal_training_size(cfg, pipe, len(split.of("train")))
     eval_cfg = evaluation_config(pipe, test_info)
     hashes = held_out_hashes(exp / "test", split)
     clip = f" (all of {cfg.test_data}, another clip)" if cfg.test_data else ""

@@ -11,6 +11,7 @@ from trainer.experiment.config import (
     CPU_PRESET,
     DEFAULT_ARMS,
     arm_pipeline,
+    equal_training_size,
     load_experiment_config,
 )
 from trainer.experiment.run import run_experiment
@@ -51,9 +52,13 @@ def test_defaults_and_preset(tmp_path):
     cpu = arm_pipeline(cfg, "cpu")
     assert cpu.train.detector_epochs == 2  # the user's key wins
     assert cpu.train.classifier_epochs == CPU_PRESET["train"]["classifier_epochs"]  # the preset fills the rest
-    assert cpu.compose.n_images == CPU_PRESET["compose"]["n_images"] and cpu.compose.seed == 3
+    assert cpu.compose.seed == 3
     gpu = arm_pipeline(cfg, "gpu")
     assert gpu.train.classifier_epochs == 20 and gpu.compose.n_images == 400  # project defaults
+    # as many composed images as real train frames (val_fraction 0.2 of them go to val), unless set
+    assert equal_training_size(cfg, cpu, 627).compose.n_images == 784
+    mine = load(tmp_path, BASE + "pipeline: {compose: {n_images: 50}}\n")
+    assert equal_training_size(mine, arm_pipeline(mine, "cpu"), 627).compose.n_images == 50
 
 
 def test_hybrid_any_percent(tmp_path):
