@@ -115,6 +115,19 @@ def run_arm(arm: str, exp: Path, split: ExperimentSplit, base: SceneBase, cfg: P
     return result
 
 
+def _check_real_negatives(cfg: ExperimentConfig, split: ExperimentSplit, source: str | Path) -> None:
+    """The real arm's classifier needs person-free frames in train and val; the label-free arms make their
+    own from the plates. Found out now, not after the real arm's import (CAVIAR: a person in every frame)."""
+    if "real" not in cfg.arms:
+        return
+    for name in ("train", "val"):
+        empty = sum(f.boxes == 0 for f in split.of(name)) + len(split.negatives_of(name))
+        if empty == 0:
+            raise CctvkitError(f"no person-free frame in the {name} split and no negatives: the real arm's "
+                               "classifier cannot learn 'no person'", source,
+                               "add negatives: DIR (empty-scene frames of this camera), or drop the real arm")
+
+
 def _replace(exp: Path, force: bool) -> None:
     if not exp.exists():
         return
@@ -145,6 +158,7 @@ def run_experiment(cfg: ExperimentConfig, *, force: bool = False, progress: bool
     split = make_split(Path(cfg.data), Path(cfg.negatives) if cfg.negatives else None, cfg.split,
                        Path(cfg.test_data) if cfg.test_data else None,
                        Path(cfg.test_negatives) if cfg.test_negatives else None)
+    _check_real_negatives(cfg, split, source)
     _replace(exp, force)  # after the split: a bad data folder leaves an old experiment alone
     exp.mkdir(parents=True)
     test_info = write_test_set(split, exp / "test")

@@ -70,7 +70,10 @@ def test_existing_folder_needs_force(tmp_path):
 
     data, _ = make_footage(tmp_path, n=30, negatives=0)
     (tmp_path / "runs" / "t").mkdir(parents=True)
-    cfg = load(tmp_path, f"name: t\ndata: {data}\nruns_dir: {tmp_path / 'runs'}\nbudget: cpu\n"
-                         "split: {block_size: 5}\n")
+    text = f"name: t\ndata: {data}\nruns_dir: {tmp_path / 'runs'}\nbudget: cpu\nsplit: {{block_size: 5}}\n"
     with pytest.raises(CctvkitError, match="experiment folder already exists.*--force"):
-        run_experiment(cfg, progress=False)
+        run_experiment(load(tmp_path, text + "arms: [label-free]\n"), progress=False)
+    # every frame shows a person and no negatives: the real arm's classifier could not train; said up front
+    with pytest.raises(CctvkitError, match="no person-free frame in the train split and no negatives.*negatives: DIR"):
+        run_experiment(load(tmp_path, text), progress=False)
+    assert not (tmp_path / "runs" / "t" / "split.json").exists()
