@@ -14,10 +14,10 @@ from trainer.experiment.report import write_report
 
 
 def test_failed_arms_are_reported_and_the_rest_runs(tmp_path, monkeypatch):
-    data, _ = make_footage(tmp_path, n=40, negatives=0)
+    data, plates = make_footage(tmp_path, n=40, negatives=10)
     cfg_path = tmp_path / "exp.yaml"
-    cfg_path.write_text(f"name: f\ndata: {data}\nruns_dir: {tmp_path / 'runs'}\nbudget: cpu\n"
-                        "split: {block_size: 5}\narms: [label-free, real]\n")
+    cfg_path.write_text(f"name: f\ndata: {data}\nnegatives: {plates}\nruns_dir: {tmp_path / 'runs'}\n"
+                        "budget: cpu\nsplit: {block_size: 5}\narms: [label-free, real]\n")
     calls = []
 
     def broken(arm, *a, **kw):
