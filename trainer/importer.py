@@ -29,7 +29,7 @@ from rich.progress import track
 
 from edge.atomic import atomic_dir
 from edge.errors import CctvkitError
-from edge.eval.labelled import list_labelled, load_label_file, natural_key
+from edge.eval.labelled import list_labelled, load_label_file, natural_key, read_image
 from edge.formats.yolo import label_path_for, list_images, parse_yolo_labels, save_data_yaml
 from edge.manifest import Manifest
 
@@ -47,15 +47,7 @@ class Frame:
 
 
 def _decode(path: Path) -> np.ndarray:
-    # np.fromfile + imdecode: cv2.imread returns None silently and fails on some non-ASCII paths.
-    try:
-        img = cv2.imdecode(np.fromfile(str(path), np.uint8), cv2.IMREAD_COLOR)
-    except (OSError, cv2.error):
-        img = None
-    if img is None:
-        raise CctvkitError("image does not decode", path,
-                           "re-export it as JPEG/PNG or delete it and its label")
-    return img
+    return read_image(path, "re-export it as JPEG/PNG or delete it and its label")
 
 
 def _count_boxes(label: Path) -> int:
