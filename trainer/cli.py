@@ -16,6 +16,7 @@ from edge.errors import CctvkitError, run_command
 from edge.manifest import Manifest
 from trainer import pipeline
 from trainer.config import PipelineConfig, quick_config
+from trainer.relabel.teacher import TeacherFile
 
 console = Console(stderr=True)
 LABELS_HELP = ("YOLO folder (images/ + labels/) with real labels of frames of the same input, used ONLY to "
@@ -39,6 +40,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         raise CctvkitError("run directory already exists", final, "pass --name NEW or --force to replace it")
     video = resolve_demo_video(Path(args.video) if args.video else None)
     labels = _labels_dir(args)
+    teacher = _teacher(args)
     progress = not args.no_progress
     t_start = time.perf_counter()
     # The run is built in a temp folder beside its final name and renamed only when every stage is done,
@@ -47,7 +49,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         manifest = Manifest.create(tmp, args.name)
         manifest.save()
         stage_calls = [
-            ("scene", lambda: _scene_then_labels(manifest, video, cfg, labels, progress)),
+            ("scene", lambda: _scene_then_labels(manifest, video, cfg, labels, progress, teacher)),
             ("compose", lambda: pipeline.run_compose(manifest, cfg, progress)),
             ("train", lambda: pipeline.run_train(manifest, cfg, progress)),
             ("export", lambda: pipeline.run_export(manifest, cfg, progress)),
@@ -82,13 +84,25 @@ def _labels_dir(args: argparse.Namespace) -> Path | None:
     return path
 
 
+def _teacher(args: argparse.Namespace) -> TeacherFile | None:
+    """--teacher MODEL [--teacher-metadata YAML], checked now: a bad teacher fails before a run is made."""
+    if not getattr(args, "teacher", None):
+        if getattr(args, "teacher_metadata", None):
+            raise CctvkitError("--teacher-metadata needs --teacher", args.teacher_metadata,
+                               "add --teacher MODEL, or drop --teacher-metadata")
+        return None
+    teacher = TeacherFile(Path(args.teacher), Path(args.teacher_metadata) if args.teacher_metadata else None)
+    teacher.check()
+    return teacher
+
+
 def _scene_then_labels(manifest: Manifest, video: Path, cfg: PipelineConfig, labels: Path | None,
-                       progress: bool) -> dict:
+                       progress: bool, teacher: TeacherFile | None = None) -> dict:
     """The scene stage never sees the labels; right after it they are checked against the input (frames
     of the input? any in the held-out part?) and recorded for the evaluation stages, before training."""
     from edge.eval.holdout import record_run_labels
 
-    entry = pipeline.run_scene(manifest, video, cfg, progress)
+    entry = pipeline.run_scene(manifest, video, cfg, progress, teacher)
     if labels is not None:
         rec = record_run_labels(manifest, labels)
         console.print(f"real labels: {rec['held_out_labelled_frames']} labelled held-out frames will be scored "
@@ -146,7 +160,8 @@ def cmd_stage(args: argparse.Namespace) -> int:
         from trainer.demo_video import resolve_demo_video
 
         video = resolve_demo_video(Path(args.video) if args.video else None)
-        _scene_then_labels(_open_run(args, create=True), video, cfg, _labels_dir(args), progress)
+        labels, teacher = _labels_dir(args), _teacher(args)
+        _scene_then_labels(_open_run(args, create=True), video, cfg, labels, progress, teacher)
     else:
         manifest = _open_run(args)
         {"compose": pipeline.run_compose, "train": pipeline.run_train, "export": pipeline.run_export,
@@ -176,6 +191,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--video", help="fixed-camera video, frame folder or quoted glob ('cam/*.jpg') with people "
                                       "walking (default: OpenCV's vtest.avi)")
     demo.add_argument("--labels", help=LABELS_HELP)
+    _teacher_options(demo)
     demo.add_argument("--name", default="demo", help="run name: outputs go to <runs-dir>/<name>/")
     demo.add_argument("--runs-dir", default="runs")
     demo.add_argument("--force", action="store_true", help="replace an existing run of that name")
@@ -192,6 +208,7 @@ def build_parser() -> argparse.ArgumentParser:
         if stage == "scene":
             p.add_argument("--video", help="video, frame folder or quoted glob (default: OpenCV's vtest.avi)")
             p.add_argument("--labels", help=LABELS_HELP)
+            _teacher_options(p)
         if stage == "export":
             _export_options(p)
         _common(p)
@@ -218,6 +235,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_experiment_parser(sub)
     return parser
+
+
+def _teacher_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--teacher", metavar="MODEL", help="teacher mode: a detector the edge runtime reads (.onnx or "
+                   ".tflite with a 'person' class, e.g. ../shared/data/models/coco-yolo11n-640-int8w.tflite) "
+                   "labels the real frames; the trained model is distilled from it (config: scene.teacher)")
+    p.add_argument("--teacher-metadata", metavar="YAML", help="Ultralytics metadata.yaml with the class names of "
+                   "a bare .tflite teacher")
 
 
 def _common(p: argparse.ArgumentParser) -> None:

@@ -20,6 +20,7 @@ from edge.errors import CctvkitError
 from edge.manifest import Manifest
 from edge.types import ModelSpec
 from trainer.config import EvalParams, ExportParams, PipelineConfig
+from trainer.relabel.teacher import TeacherFile
 
 
 def _timed_stage(manifest: Manifest, stage: str, body: Callable[[Path], dict[str, Any]]) -> dict[str, Any]:
@@ -34,17 +35,25 @@ def _timed_stage(manifest: Manifest, stage: str, body: Callable[[Path], dict[str
     return entry
 
 
-def run_scene(manifest: Manifest, video: Path, cfg: PipelineConfig, progress: bool = True) -> dict[str, Any]:
+def run_scene(manifest: Manifest, video: Path, cfg: PipelineConfig, progress: bool = True,
+              teacher: TeacherFile | None = None) -> dict[str, Any]:
+    """teacher: teacher mode, its boxes label the real frames (checked before the stage writes anything)."""
+    from trainer.relabel.teacher import Teacher
     from trainer.scene.run import build_scene
 
+    if teacher is not None:
+        teacher.check()
+    ext = {"video": _hashable(video), **(teacher.inputs() if teacher else {})}
+
     def body(out: Path) -> dict[str, Any]:
-        summary = build_scene(video, out, cfg.scene, progress=progress)
+        model = (Teacher.load(teacher.path, teacher.metadata, low_conf=cfg.scene.teacher.tracking.low_conf,
+                              threads=cfg.scene.teacher.threads) if teacher else None)
+        summary = build_scene(video, out, cfg.scene, progress=progress, teacher=model)
         write_frame_keys(video, summary, out / "frame_keys.json")
         outputs = {name: out / name for name in ("plate.png", "walkable.png", "perspective.json", "cutouts.json",
                                                    "cutouts", "frames", "holdout", "scene.json", "frame_keys.json",
                                                    "plates")}
-        return {"params": cfg.scene.model_dump(), "outputs": outputs, "external_inputs": {"video": _hashable(video)},
-                "summary": summary}
+        return {"params": cfg.scene.model_dump(), "outputs": outputs, "external_inputs": ext, "summary": summary}
 
     return _timed_stage(manifest, "scene", body)
 

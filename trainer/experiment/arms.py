@@ -6,6 +6,8 @@ reads). Training, export and scoring are the same calls for every arm (run.py).
                     real labels and validates on the val split's
     label-free      the train + val frames as a frame folder, no labels -> scene -> compose
     synthetic-only  the same scene, compose with real_fraction 0: composed images and plates only
+    teacher         label-free's recipe in its own scene run (scene-teacher/): a teacher model labels the real
+                    frames (teacher mode), fused with the finder; no labels
     hybrid-N        label-free's composed set plus N % of the real labelled TRAIN frames (evenly spread),
                     with their labels, added to detect/images/train (the classifier set is label-free's)
 
@@ -27,6 +29,7 @@ from edge.manifest import Manifest
 from trainer import pipeline
 from trainer.config import PipelineConfig
 from trainer.importer import import_run, link_or_copy
+from trainer.relabel.teacher import TeacherFile
 
 from .config import hybrid_percent
 from .split import ExperimentSplit, pick_evenly
@@ -69,8 +72,10 @@ class SceneBase:
     """scene + label-free compose, run once on the frame folder, in <experiment>/scene-base/; a failure is
     kept and re-raised for every arm that needs it (one reason, not N retries)."""
 
-    def __init__(self, exp: Path, split: ExperimentSplit, cfg: PipelineConfig, progress: bool):
+    def __init__(self, exp: Path, split: ExperimentSplit, cfg: PipelineConfig, progress: bool,
+                 teacher: TeacherFile | None = None, name: str = "scene-base"):
         self.exp, self.split, self.cfg, self.progress = exp, split, cfg, progress
+        self.teacher, self.name = teacher, name
         self._manifest: Manifest | None = None
         self._error: Exception | None = None
         self.info: dict[str, Any] = {}
@@ -88,11 +93,11 @@ class SceneBase:
 
     def _build(self) -> Manifest:
         folder = self.exp / "frames"
-        n = write_frame_folder(self.split, folder)
-        m = Manifest.create(self.exp / "scene-base", "scene-base")
+        n = len(list(folder.iterdir())) if folder.is_dir() else write_frame_folder(self.split, folder)
+        m = Manifest.create(self.exp / self.name, self.name)
         m.run_dir.mkdir(parents=True, exist_ok=True)
         m.save()
-        pipeline.run_scene(m, folder, self.cfg, self.progress)  # the scene stage reads a frame folder
+        pipeline.run_scene(m, folder, self.cfg, self.progress, self.teacher)  # it reads a frame folder
         pipeline.run_compose(m, self.cfg, self.progress)
         self.info = {"frame_folder": str(folder), "frames": n}
         return m
@@ -145,6 +150,12 @@ def prepare_scene_arm(arm: str, arm_dir: Path, base: SceneBase, cfg: PipelineCon
             "frames; no labels")
     if arm == "label-free":
         return ArmData(m, desc, 0, sources, extra)
+    if arm == "teacher":
+        t = src.stage("scene")["summary"]["teacher"]
+        desc = (f"{c['composed']} composed + {c['negative']} empty plates + {c['real']} real frames labelled by "
+                f"the teacher ({Path(t['teacher']['path']).name}, {t['labels'].split(':')[0]}, fuse {t['fuse']}); "
+                "no labels")
+        return ArmData(m, desc, None, sources, extra)
     percent = hybrid_percent(arm)
     assert percent is not None
     chosen = add_real_labels(m, base.split, percent)
@@ -182,8 +193,9 @@ def add_real_labels(m: Manifest, split: ExperimentSplit, percent: int) -> list[s
     return names
 
 
-def prepare_arm(arm: str, arm_dir: Path, split: ExperimentSplit, base: SceneBase, cfg: PipelineConfig,
+def prepare_arm(arm: str, arm_dir: Path, split: ExperimentSplit, bases: dict[str, SceneBase], cfg: PipelineConfig,
                 progress: bool) -> ArmData:
+    """bases: the shared scene runs, "label-free" (scene-base/) and, in teacher mode, "teacher"."""
     if arm == "real":
         return prepare_real(arm_dir, split, cfg, progress)
-    return prepare_scene_arm(arm, arm_dir, base, cfg, progress)
+    return prepare_scene_arm(arm, arm_dir, bases["teacher" if arm == "teacher" else "label-free"], cfg, progress)

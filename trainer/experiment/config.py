@@ -8,6 +8,8 @@
     # test_data: ../shared/data/caviar-lobby/walk3   # optional: test on ANOTHER clip of the same camera
     # test_negatives: DIR                            # optional person-free frames for that test set
     arms: [real, label-free, synthetic-only, hybrid-10, hybrid-50]
+    # teacher: ../shared/data/models/coco-yolo11n-640-int8w.tflite   # teacher mode: adds the arm "teacher"
+    # teacher_metadata: ../shared/data/models/coco-names-metadata.yaml   # class names of a bare .tflite
     budget: auto                       # cpu | gpu | auto (cpu when torch sees no CUDA GPU)
     pipeline:                          # a trainer.config.PipelineConfig, the same for every arm
       train: {detector_epochs: 5}
@@ -16,6 +18,12 @@ Every key is validated (unknown keys are an error naming the key). `pipeline:` k
 budget preset; the preset only fills what you leave out. Paths are relative to the current directory.
 The experiment owns the export keys that make the evaluation the same for every arm (labels, negatives,
 verify, formats, verify_threads, verify_frames): setting them is an error.
+
+`teacher: MODEL` (a detector the edge runtime reads, with a 'person' class) is teacher mode: the arm
+`teacher` is label-free's recipe with the teacher labelling the real frames (scene.teacher says how), in
+its own scene run (<experiment>/scene-teacher/), and the teacher itself is scored on the same test set
+beside the arms: the student's target. Listing the arm without the key, or the key without the arm, is an
+error.
 
 `test_data: DIR` (YOLO images/ + labels/ of another clip of the same camera, e.g. data: .../walk1 and
 test_data: .../walk3) makes the test set every labelled frame of that clip: `data` is then split into
@@ -35,9 +43,10 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validat
 from edge.config_errors import load_yaml_config
 from edge.errors import CctvkitError
 from trainer.config import PipelineConfig
+from trainer.relabel.teacher import TeacherFile
 
 DEFAULT_ARMS = ["real", "label-free", "synthetic-only", "hybrid-10", "hybrid-50"]
-FIXED_ARMS = ("real", "label-free", "synthetic-only")
+FIXED_ARMS = ("real", "label-free", "synthetic-only", "teacher")
 HYBRID = re.compile(r"^hybrid-(\d{1,3})$")
 
 # Reduced defaults for a CPU-only machine (2-4 cores): five arms in well under an hour on thermal-harbour.
@@ -105,6 +114,8 @@ class ExperimentConfig(Strict):
     arms: list[Annotated[str, AfterValidator(_check_arm)]] = Field(default_factory=lambda: list(DEFAULT_ARMS),
                                                                    min_length=1)
     budget: Literal["cpu", "gpu", "auto"] = "auto"
+    teacher: str | None = None  # teacher mode: the arm "teacher" and the teacher's own row
+    teacher_metadata: str | None = None
     pipeline: PipelineConfig = PipelineConfig()
 
     @model_validator(mode="after")
@@ -112,6 +123,10 @@ class ExperimentConfig(Strict):
         dup = sorted({a for a in self.arms if self.arms.count(a) > 1})
         if dup:
             raise ValueError(f"arms listed twice: {dup}")
+        if ("teacher" in self.arms) != bool(self.teacher):
+            raise ValueError("the arm 'teacher' and the key 'teacher: MODEL' go together: set both or neither")
+        if self.teacher_metadata and not self.teacher:
+            raise ValueError("teacher_metadata needs teacher: MODEL")
         return self
 
     @property
@@ -166,6 +181,10 @@ def load_experiment_config(path: str | Path) -> ExperimentConfig:
     cfg.data = str(Path(cfg.data).resolve())
     cfg.negatives = str(Path(cfg.negatives).resolve()) if cfg.negatives else None
     cfg.runs_dir = str(Path(cfg.runs_dir).resolve())
+    if cfg.teacher:
+        cfg.teacher = str(Path(cfg.teacher).resolve())
+        cfg.teacher_metadata = str(Path(cfg.teacher_metadata).resolve()) if cfg.teacher_metadata else None
+        teacher_file(cfg).check()  # a teacher that cannot teach fails before any arm runs
     if cfg.test_data:
         cfg.test_data = str(Path(cfg.test_data).resolve())
         cfg.test_negatives = str(Path(cfg.test_negatives).resolve()) if cfg.test_negatives else None
@@ -185,3 +204,9 @@ def check_test_keys(cfg: ExperimentConfig, source: str | Path) -> None:
     if not cfg.test_data and cfg.split.test_fraction == 0:
         raise CctvkitError("key 'split.test_fraction' = 0 leaves no test frames", source,
                            "use 0 < test_fraction < 1, or add test_data: DIR (another clip to test on)")
+
+
+def teacher_file(cfg: ExperimentConfig) -> TeacherFile | None:
+    if not cfg.teacher:
+        return None
+    return TeacherFile(Path(cfg.teacher), Path(cfg.teacher_metadata) if cfg.teacher_metadata else None)

@@ -61,15 +61,24 @@ def render_md(doc: dict[str, Any]) -> str:
                      f"{vs_real(m, 'map50')} | {_f(m['map50_95'])} | {vs_real(m, 'map50_95')} | "
                      f"{_f(m['box_precision'])} | {_f(m['box_recall'])} | "
                      f"{_f(m.get('count_mae'), 2)} | {a['seconds']:.0f} |")
+    t = doc.get("teacher_model")
+    if t:
+        m = t["metrics"]
+        lines.append(f"| teacher itself | `{Path(t['path']).name}` at {t['imgsz'][0]} px ({t['precision']}), not "
+                     f"trained here | - | {_f(m['map50'])} | {vs_real(m, 'map50')} | {_f(m['map50_95'])} | "
+                     f"{vs_real(m, 'map50_95')} | {_f(m['box_precision'])} | {_f(m['box_recall'])} | "
+                     f"{_f(m.get('count_mae'), 2)} | {t['seconds']:.0f} |")
     if not doc.get("complete"):
         lines += ["", "_The experiment is still running (or stopped): arms below the last row are missing._"]
     for a in failed:
         lines += ["", f"**{a['arm']} failed:** {a['error']} (traceback: `{a.get('traceback', '-')}`)"]
     notes = [f"- {a['arm']}: INT8 check: {a['int8_check']}" for a in doc["arms"] if a.get("int8_check")]
-    q = doc.get("pseudo_labels")
-    if q:
+    for key, whose in (("pseudo_labels", "the label-free arms"), ("pseudo_labels_teacher", "the teacher arm")):
+        q = doc.get(key)
+        if not q:
+            continue
         iou = "-" if q["mean_iou_matched"] is None else f"{q['mean_iou_matched']:.2f}"
-        notes.append(f"- pseudo-labels of the label-free arms, scored against the real labels of the same "
+        notes.append(f"- pseudo-labels of {whose}, scored against the real labels of the same "
                      f"{q['frames']} training frames ({q['pseudo_boxes']} pseudo / {q['real_boxes']} real boxes): "
                      f"P {q['precision']:.3f}, R {q['recall']:.3f}, F1 {q['f1']:.3f}, mean IoU of matches "
                      f"{iou}, count MAE {q['count_mae']:.2f}: the labeller's ceiling")

@@ -23,9 +23,10 @@ from edge.errors import CctvkitError
 from edge.formats.yolo import list_images
 from trainer import pipeline
 from trainer.config import PipelineConfig
+from trainer.relabel.teacher import TeacherFile
 
 from .arms import ArmData, SceneBase, prepare_arm
-from .config import ExperimentConfig, arm_pipeline, equal_training_size, resolve_budget
+from .config import ExperimentConfig, arm_pipeline, equal_training_size, resolve_budget, teacher_file
 from .pseudo import pseudo_label_quality
 from .report import write_report
 from .split import (
@@ -74,7 +75,7 @@ def _arm_seconds(m: Any) -> float:
     return round(sum(s.get("seconds", 0.0) for s in stages.values()) + verify, 1)
 
 
-def run_arm(arm: str, exp: Path, split: ExperimentSplit, base: SceneBase, cfg: PipelineConfig,
+def run_arm(arm: str, exp: Path, split: ExperimentSplit, bases: dict[str, SceneBase], cfg: PipelineConfig,
             hashes: dict[str, str], progress: bool) -> dict[str, Any]:
     from export.verify import ExportCheckFailed
 
@@ -82,7 +83,7 @@ def run_arm(arm: str, exp: Path, split: ExperimentSplit, base: SceneBase, cfg: P
     arm_dir = exp / "arms" / arm
     result: dict[str, Any] = {"arm": arm, "run_dir": str(arm_dir)}
     try:
-        data: ArmData = prepare_arm(arm, arm_dir, split, base, cfg, progress)
+        data: ArmData = prepare_arm(arm, arm_dir, split, bases, cfg, progress)
         m = data.manifest
         det = m.run_dir / "compose" / "detect" / "images"
         result.update(description=data.description, real_label_percent=data.real_label_percent,
@@ -113,6 +114,26 @@ def run_arm(arm: str, exp: Path, split: ExperimentSplit, base: SceneBase, cfg: P
         result["traceback"] = str(log)
     result["wall_seconds"] = round(time.perf_counter() - t0, 1)
     return result
+
+
+def score_teacher(teacher: TeacherFile, test_info: dict[str, Any], cfg: PipelineConfig,
+                  progress: bool) -> dict[str, Any]:
+    """The teacher on the arms' test set, by the same evaluation core and threshold as every arm's verify row
+    (edge runtime, 1 thread): the figure a student distilled from it is compared with."""
+    from edge.detector import Detector
+    from edge.eval import load_yolo_folder, with_negatives
+    from edge.eval.accuracy import model_accuracy
+
+    spec = teacher.check()
+    data = with_negatives(load_yolo_folder(test_info["path"]), test_info["negatives_path"])
+    det = Detector(spec, teacher.path, threads=1, conf=cfg.eval.conf, iou=cfg.eval.iou, classes=[spec.person_class])
+    t0 = time.perf_counter()
+    scores = model_accuracy(det, data, cfg.eval.conf, "teacher", progress)
+    out = {"path": str(teacher.path), "imgsz": list(spec.imgsz), "format": spec.format, "precision": spec.precision,
+           "metrics": {k: scores.get(k) for k in METRIC_KEYS}, "seconds": round(time.perf_counter() - t0, 1)}
+    console.print(f"teacher {teacher.path.name} @{spec.imgsz[0]}: mAP50 {scores['map50']:.3f}  "
+                  f"mAP50-95 {scores['map50_95']:.3f}")
+    return out
 
 
 def _check_real_negatives(cfg: ExperimentConfig, split: ExperimentSplit, source: str | Path) -> None:
@@ -181,14 +202,22 @@ def run_experiment(cfg: ExperimentConfig, *, force: bool = False, progress: bool
     }
     if cfg.test_data:
         doc.update(test_data=cfg.test_data, test_negatives=cfg.test_negatives)
-    base = SceneBase(exp, split, eval_cfg, progress)
+    teacher = teacher_file(cfg)
+    bases = {"label-free": SceneBase(exp, split, eval_cfg, progress)}
+    if teacher is not None:
+        bases["teacher"] = SceneBase(exp, split, eval_cfg, progress, teacher, name="scene-teacher")
+        console.rule("[bold]the teacher itself")
+        doc["teacher_model"] = score_teacher(teacher, test_info, eval_cfg, progress)
+        write_report(doc, exp)
     for arm in cfg.arms:
         console.rule(f"[bold]arm {arm}")
-        result = run_arm(arm, exp, split, base, eval_cfg, hashes, progress)
+        result = run_arm(arm, exp, split, bases, eval_cfg, hashes, progress)
         _say(result)
         doc["arms"].append(result)
         write_report(doc, exp)
     doc["pseudo_labels"] = pseudo_label_quality(exp / "scene-base" / "scene", split)
+    if teacher is not None:
+        doc["pseudo_labels_teacher"] = pseudo_label_quality(exp / "scene-teacher" / "scene", split)
     doc["complete"] = True
     doc["seconds_total"] = round(time.perf_counter() - t0, 1)
     files = write_report(doc, exp)

@@ -6,6 +6,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from trainer.relabel.teacher import TeacherParams
+
 
 class SceneParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -67,3 +69,5 @@ class SceneParams(BaseModel):
     # (a walker seen from above is ~1.5-2.5; longer is a shadow streak, a door edge, a light reflection).
     max_elongation: float = Field(4.0, ge=1.5, le=10.0)
     jpeg_quality: int = Field(92, ge=50, le=100)
+    # Teacher mode (`--teacher MODEL`): how the teacher's boxes become the labels of the real frames.
+    teacher: TeacherParams = Field(default_factory=lambda: TeacherParams.model_validate({}))

@@ -28,6 +28,7 @@ from rich.console import Console
 
 from edge.errors import CctvkitError
 from edge.formats.yolo import save_yolo_labels
+from trainer.relabel.teacher import Teacher
 from trainer.scene.anyscene import any_perspective_json, fit_any, row_model, size_of, width_ratio_any
 from trainer.scene.cutouts import is_clean, is_clean_any, make_cutout, save_cutouts, select_spread
 from trainer.scene.frames import VideoInfo, iter_frames, open_video, spread
@@ -38,6 +39,7 @@ from trainer.scene.perspective import MIN_OBSERVATIONS, Perspective, fit_perspec
 from trainer.scene.plate import Plate, build_plates
 from trainer.scene.progress import task_progress
 from trainer.scene.segments import Segment, closest_plate, find_segments, segment_of, thumbnail
+from trainer.scene.teach import TeacherScan
 from trainer.scene.topdown import AnyPersonFinder
 from trainer.scene.walkable import walkable_mask
 
@@ -53,6 +55,15 @@ ANY_GAIN = 2.5
 LABELS_NOTE_ANY = "pseudo (background difference, people at any orientation)"
 
 
+def _labels_note(upright: bool, teacher: Teacher | None, taught_mode: str) -> str:
+    note = LABELS_NOTE if upright else LABELS_NOTE_ANY
+    if teacher is None:
+        return note
+    if taught_mode == "teacher":
+        return f"pseudo (teacher {teacher.path.name})"
+    return f"pseudo (teacher {teacher.path.name}, plus the finder's boxes it does not cover: {note[8:-1]})"
+
+
 def split_video(info: VideoInfo, params: SceneParams) -> tuple[range, range]:
     """(training frames, held-out frames): the held-out part is the last holdout_fraction, in time."""
     n = info.frame_count
@@ -66,13 +77,20 @@ def _imwrite(path: Path, image: np.ndarray, options: tuple[int, ...] = ()) -> No
         raise OSError(f"cannot write {path}")
 
 
-def _write_labelled(root: Path, split: str, index: int, frame: np.ndarray, people: list[PersonObservation],
+def _boxes(people: list[PersonObservation]) -> np.ndarray:
+    return np.array([p.box for p in people], np.float32).reshape(-1, 4)
+
+
+def _write_labelled(root: Path, split: str, index: int, frame: np.ndarray, boxes: np.ndarray,
                     quality: int) -> None:
     name = f"f{index:06d}"
     _imwrite(root / split / "images" / f"{name}.jpg", frame, (cv2.IMWRITE_JPEG_QUALITY, quality))
-    boxes = np.array([p.box for p in people], np.float32).reshape(-1, 4)
-    h, w = frame.shape[:2]
-    save_yolo_labels(root / split / "labels" / f"{name}.txt", np.zeros(len(boxes), np.int64), boxes, w, h)
+    _write_labels(root, split, index, boxes, frame.shape[:2])
+
+
+def _write_labels(root: Path, split: str, index: int, boxes: np.ndarray, shape: tuple[int, ...]) -> None:
+    h, w = shape[:2]
+    save_yolo_labels(root / split / "labels" / f"f{index:06d}.txt", np.zeros(len(boxes), np.int64), boxes, w, h)
 
 
 def _fit(people: list[PersonObservation], video: Path) -> tuple[Perspective, np.ndarray, list[PersonObservation]]:
@@ -172,8 +190,11 @@ def _plates(video: Path, out_dir: Path, segments: list[Segment], params: ScenePa
     return plates, main, records
 
 
-def build_scene(video: Path, out_dir: Path, params: SceneParams, progress: bool = True) -> dict:
+def build_scene(video: Path, out_dir: Path, params: SceneParams, progress: bool = True,
+                teacher: Teacher | None = None) -> dict:
+    """teacher: label the real frames with it too (teacher mode, trainer/scene/teach.py)."""
     video, out_dir = Path(video), Path(out_dir)
+    taught = TeacherScan(teacher, params.teacher) if teacher is not None else None
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
 
@@ -242,10 +263,18 @@ def build_scene(video: Path, out_dir: Path, params: SceneParams, progress: bool 
             people = finders[segment_of(segments, i)].find(frame, i)
             scanned.extend(people)
             if i in label_idx:
-                _write_labelled(out_dir, "frames", i, frame, people, params.jpeg_quality)
+                _write_labelled(out_dir, "frames", i, frame, _boxes(people), params.jpeg_quality)
                 n_train_boxes += len(people)
+            if taught is not None:
+                taught.see(i, frame, _boxes(people), i in label_idx)
             candidates.extend(make_cutout(frame, p) for p in people if clean(p, people, frame.shape[:2]))
             advance()
+    teacher_summary = None
+    if taught is not None:  # the labelled frames' labels become the teacher's, fused with the finder's
+        taught_labels, teacher_summary = taught.labels()
+        for i, boxes in taught_labels.items():
+            _write_labels(out_dir, "frames", i, boxes, (info.height, info.width))
+        n_train_boxes = teacher_summary["label_boxes"]
     t = lap("scan", t)
 
     size = None
@@ -278,10 +307,12 @@ def build_scene(video: Path, out_dir: Path, params: SceneParams, progress: bool 
         for i, frame in iter_frames(video, hold_idx):
             k = closest_plate(frame, plate_thumbs) if len(plates) > 1 else 0
             hold_plates[k] += 1
-            people = finders[k].find(frame, i)
-            _write_labelled(out_dir, "holdout", i, frame, people, params.jpeg_quality)
+            boxes = _boxes(finders[k].find(frame, i))
+            if taught is not None:
+                boxes = taught.holdout_boxes(frame, boxes)
+            _write_labelled(out_dir, "holdout", i, frame, boxes, params.jpeg_quality)
             n_hold_frames += 1
-            n_hold_boxes += len(people)
+            n_hold_boxes += len(boxes)
             advance()
     if n_hold_frames == 0:
         raise CctvkitError(f"no frame of the held-out part (frames {hold.start}-{hold.stop - 1}) decodes; the "
@@ -295,7 +326,7 @@ def build_scene(video: Path, out_dir: Path, params: SceneParams, progress: bool 
         sources[p.source] = sources.get(p.source, 0) + 1
     summary = {
         "video": info.to_json(),
-        "labels": LABELS_NOTE if size0 is None else LABELS_NOTE_ANY,
+        "labels": _labels_note(size0 is None, teacher, taught.mode if taught else ""),
         "orientation": orientation,
         "orientation_reason": why,
         "orientation_evidence": evidence,
@@ -328,6 +359,7 @@ def build_scene(video: Path, out_dir: Path, params: SceneParams, progress: bool 
         "perspective": persp_doc,
         "perspective_calibration": persp0.to_json() if size0 is None else any_perspective_json(persp0, size0),
         "person_width_ratio": round(width_ratio, 4),
+        "teacher": teacher_summary,
         "timings_s": timings,
         "params": params.model_dump(mode="json"),
     }

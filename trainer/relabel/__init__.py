@@ -1,0 +1,1 @@
+"""Pseudo-labels from a detector over time (teacher mode, self-training)."""

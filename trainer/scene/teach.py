@@ -1,0 +1,86 @@
+"""The scene stage's teacher pass: the teacher sees every scan frame beside the person finder, then the
+labels of the pseudo-labelled frames are the teacher's boxes (linked over time where the footage allows)
+fused with the finder's (trainer/relabel/fuse.py). The finder still makes the plates' people, the
+perspective and the cutouts: those need foreground masks, which a box does not give.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from edge.eval.coco import iou_matrix
+from edge.types import Detections
+from trainer.relabel.fuse import fuse_boxes
+from trainer.relabel.teacher import Teacher, TeacherParams
+from trainer.relabel.tracks import LINKABLE_MIN, link_boxes, linkable_share, threshold_only
+
+AGREE_IOU = 0.5
+
+
+def _agreement(a: list[np.ndarray], b: list[np.ndarray]) -> dict[str, Any]:
+    """How many of a's boxes b also has (IoU >= 0.5), and the other way round: the two labellers'
+    agreement, a check of the scene's own evidence that needs no real label."""
+    hit_a = hit_b = n_a = n_b = 0
+    for x, y in zip(a, b, strict=True):
+        n_a, n_b = n_a + len(x), n_b + len(y)
+        if len(x) and len(y):
+            m = iou_matrix(x, y) >= AGREE_IOU
+            hit_a += int(m.any(axis=1).sum())
+            hit_b += int(m.any(axis=0).sum())
+    return {"finder_boxes": n_a, "teacher_boxes": n_b,
+            "finder_boxes_teacher_confirms": round(hit_a / n_a, 3) if n_a else None,
+            "teacher_boxes_finder_also_found": round(hit_b / n_b, 3) if n_b else None}
+
+
+class TeacherScan:
+    def __init__(self, teacher: Teacher, params: TeacherParams):
+        self.teacher, self.p = teacher, params
+        self.frames: list[int] = []
+        self.dets: list[Detections] = []
+        self.finder: dict[int, np.ndarray] = {}
+        self.mode = params.fuse if params.fuse != "auto" else "teacher"  # decided in labels()
+
+    def see(self, index: int, frame: np.ndarray, finder_boxes: np.ndarray, labelled: bool) -> None:
+        """One scan frame, in time order: what the teacher finds in it (down to its low threshold)."""
+        self.frames.append(index)
+        self.dets.append(self.teacher.find(frame))
+        if labelled:
+            self.finder[index] = np.asarray(finder_boxes, np.float32).reshape(-1, 4)
+
+    def labels(self) -> tuple[dict[int, np.ndarray], dict[str, Any]]:
+        """{frame index: label boxes} of the labelled frames, and what scene.json says about them."""
+        p = self.p
+        share = linkable_share(self.dets, p.conf, p.tracking.match_iou)
+        if p.track and share >= LINKABLE_MIN:
+            linked, how = link_boxes(self.dets, p.tracking), "tracked (trainer/relabel/tracks.py)"
+        else:
+            linked = threshold_only(self.dets, p.conf)
+            how = ("threshold: tracking is off" if not p.track else
+                   f"threshold: only {share:.0%} of the teacher's boxes overlap one in the next or previous "
+                   f"scan frame (< {LINKABLE_MIN:.0%}), too sparse in time to track")
+        rows = [(i, linked.boxes[k], self.dets[k].xyxy) for k, i in enumerate(self.frames) if i in self.finder]
+        n_teacher = sum(len(b) for _, b, _ in rows)
+        n_finder = sum(len(self.finder[i]) for i, _, _ in rows)
+        self.mode, why = self._fuse_mode(n_teacher, n_finder)
+        out = {i: fuse_boxes(kept, cand, self.finder[i], self.mode) for i, kept, cand in rows}
+        summary = {"teacher": self.teacher.describe(), "labels": how, "linkable_share": round(share, 3),
+                   "fuse": self.mode, "fuse_reason": why, "scan_frames": len(self.frames), "tracking": linked.stats,
+                   "label_boxes": sum(len(b) for b in out.values()), "label_boxes_from_teacher": n_teacher,
+                   "agreement": _agreement([self.finder[i] for i, _, _ in rows], [b for _, b, _ in rows])}
+        return out, summary
+
+    def _fuse_mode(self, n_teacher: int, n_finder: int) -> tuple[str, str]:
+        if self.p.fuse != "auto":
+            return self.p.fuse, "set in the config"
+        ratio = n_teacher / n_finder if n_finder else float("inf")
+        if ratio < self.p.auto_ratio:
+            return "union", (f"the teacher finds {n_teacher} people where the finder finds {n_finder} "
+                             f"(< {self.p.auto_ratio:g}x): it does not know this viewpoint, the finder's boxes stay")
+        return "teacher", f"the teacher finds {n_teacher} people, the finder {n_finder}: the teacher's boxes only"
+
+    def holdout_boxes(self, frame: np.ndarray, finder_boxes: np.ndarray) -> np.ndarray:
+        """A held-out frame (sampled sparsely, so no tracking): the teacher at conf, fused like the rest."""
+        d = self.teacher.find(frame)
+        return fuse_boxes(d.xyxy[d.scores >= self.p.conf], d.xyxy, finder_boxes, self.mode)
