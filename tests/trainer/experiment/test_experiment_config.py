@@ -36,6 +36,9 @@ def load(tmp_path: Path, text: str):
     (BASE + "budget: tpu\n", "key 'budget'"),
     (BASE + "split: {val_fraction: 0.5, test_fraction: 0.5}\n", "key 'split'"),
     (BASE + "pipeline: {export: {labels: x}}\n", "key 'pipeline.export.labels'"),
+    (BASE + "arms: [teacher]\n", "the arm 'teacher' and the key 'teacher: MODEL' go together"),
+    (BASE + "arms: [real]\nteacher: t.onnx\n", "the arm 'teacher' and the key 'teacher: MODEL' go together"),
+    (BASE + "pipeline: {scene: {teacher: {fuse: both}}}\n", "key 'pipeline.scene.teacher.fuse'"),
 ])
 def test_config_errors_name_the_key(tmp_path, text, key):
     with pytest.raises(CctvkitError) as e:
@@ -77,3 +80,9 @@ def test_existing_folder_needs_force(tmp_path):
     with pytest.raises(CctvkitError, match="no person-free frame in the train split and no negatives.*negatives: DIR"):
         run_experiment(load(tmp_path, text), progress=False)
     assert not (tmp_path / "runs" / "t" / "split.json").exists()
+
+
+def test_a_missing_teacher_fails_when_the_config_loads(tmp_path):
+    with pytest.raises(CctvkitError) as e:
+        load(tmp_path, BASE + "arms: [teacher]\nteacher: missing.onnx\n")
+    assert "teacher model not found" in str(e.value) and str(tmp_path / "missing.onnx") in str(e.value)
