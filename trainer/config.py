@@ -27,6 +27,11 @@ class TrainParams(Strict):
     device: str = "auto"  # "auto" picks CUDA when there is one
     workers: int = Field(2, ge=0)
     seed: int = 0
+    # Where the detector's weights start. "teacher": from the teacher's own weights (teacher mode with a
+    # .tflite YOLO11n teacher, trainer/relabel/warmstart.py), an error when they do not transfer;
+    # "auto": the teacher's when they transfer, else random (the reason is recorded); "scratch": random
+    # init from yolo11n.yaml, as without a teacher.
+    init: Literal["auto", "scratch", "teacher"] = "auto"
 
 
 class ExportParams(Strict):

@@ -107,8 +107,11 @@ def run_train(manifest: Manifest, cfg: PipelineConfig, progress: bool = True) ->
     device = resolve_device(p.device)
 
     def body(out: Path) -> dict[str, Any]:
+        init = _student_init(manifest, p.init, out / "init-from-teacher.pt")
         det = train_detector(detect_dir / "data.yaml", out, epochs=p.detector_epochs, imgsz=p.detector_imgsz,
-                             batch=p.batch, device=device, workers=p.workers, seed=p.seed, progress=progress)
+                             batch=p.batch, device=device, workers=p.workers, seed=p.seed, progress=progress,
+                             weights=init.get("path"), names=init.get("names"))
+        Path(out / "init-from-teacher.pt").unlink(missing_ok=True)  # 10 MB the later stages never read
         cls = train_classifier(classify_dir, out, epochs=p.classifier_epochs, imgsz=p.classifier_imgsz,
                                batch=p.batch, device=device, workers=p.workers, seed=p.seed, progress=progress)
         # Ultralytics' own work folders are large and hold nothing the later stages read; keep the plots.
@@ -122,12 +125,45 @@ def run_train(manifest: Manifest, cfg: PipelineConfig, progress: bool = True) ->
                                 "imgsz": det.imgsz},
                    "classifier": {**cls.metrics, "seconds": round(cls.seconds, 1), "epochs": cls.epochs,
                                   "imgsz": cls.imgsz},
-                   "device": device, "metrics_note": "Ultralytics val on the composed val split"}
+                   "device": device, "metrics_note": "Ultralytics val on the composed val split",
+                   "detector_init": {k: v for k, v in init.items() if k not in ("path", "names")}}
         outputs = {"detector.pt": det.weights, "classifier.pt": cls.weights, "plots": plots}
         return {"params": p.model_dump(), "inputs": {"detect": detect_dir, "classify": classify_dir},
                 "outputs": outputs, "summary": summary}
 
     return _timed_stage(manifest, "train", body)
+
+
+def _student_init(manifest: Manifest, mode: str, path: Path) -> dict[str, Any]:
+    """Where the detector starts: {"from": "scratch" | "teacher", "reason", ...; "path" and "names" of the
+    starting checkpoint when it is the teacher's}. Only a teacher-mode scene (its teacher an input of the
+    scene stage) has weights to start from."""
+    if mode == "scratch":
+        return {"from": "scratch", "reason": "train.init: scratch"}
+    inputs = manifest.stage("scene").get("inputs", {}) if "scene" in manifest.data["stages"] else {}
+    if "teacher" not in inputs:
+        if mode == "teacher":
+            raise CctvkitError("train.init: teacher needs a run made in teacher mode", manifest.path,
+                               "run the scene stage with --teacher MODEL, or set train.init: auto")
+        return {"from": "scratch", "reason": "no teacher"}
+    from trainer.relabel.teacher import teacher_spec
+    from trainer.relabel.warmstart import student_from_teacher
+
+    meta = inputs.get("teacher_metadata", {}).get("path")
+    teacher = Path(inputs["teacher"]["path"])
+    try:
+        spec = teacher_spec(teacher, meta)
+        if spec.person_class != 0:
+            raise CctvkitError(f"the teacher's person is class {spec.person_class}, the student's labels say 0",
+                               teacher, "set train.init: scratch")
+        info = student_from_teacher(teacher, spec.person_class, len(spec.class_names), spec.imgsz, path)
+    except CctvkitError as e:
+        if mode == "teacher":
+            raise
+        return {"from": "scratch", "reason": f"the teacher's weights do not transfer: {e}"}
+    # The student keeps the teacher's head (all its classes; ours train class 0 = person): its hidden
+    # width depends on the class count, so a one-class head would start half random.
+    return {"from": "teacher", "teacher": str(teacher), **info, "path": path, "names": list(spec.class_names)}
 
 
 def _trained_imgsz(manifest: Manifest, key: str) -> int:

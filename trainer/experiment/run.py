@@ -100,7 +100,11 @@ def run_arm(arm: str, exp: Path, split: ExperimentSplit, bases: dict[str, SceneB
         except ExportCheckFailed as e:  # INT8 lost too much: reported, the FP32 result still stands
             result["int8_check"] = str(e)
         result["metrics"] = read_metrics(m.run_dir / "export" / "verify.json")
-        result["train"] = {k: m.stage("train")["summary"]["detector"].get(k) for k in ("epochs", "imgsz")}
+        train = m.stage("train")["summary"]
+        result["train"] = {k: train["detector"].get(k) for k in ("epochs", "imgsz")}
+        result["train"]["init"] = train.get("detector_init", {})
+        if result["train"]["init"].get("from") == "teacher":
+            result["description"] += "; the detector starts from the teacher's own weights"
         result["stage_seconds"] = {k: v.get("seconds") for k, v in m.data["stages"].items()}
         result["seconds"] = _arm_seconds(m)
         m.data["complete"] = True

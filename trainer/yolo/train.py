@@ -79,13 +79,15 @@ def _split_dir(root: Path, value: Any, yaml_path: Path, split: str) -> Path:
     return d
 
 
-def stage_detect_dataset(data_yaml: Path, staging: Path) -> tuple[Path, list[str]]:
+def stage_detect_dataset(data_yaml: Path, staging: Path, names: list[str] | None = None) -> tuple[Path, list[str]]:
     """Symlink the data set's images and labels into staging/ and write staging/data.yaml.
 
-    Everything is checked before the first link, so a bad data set leaves no staging folder.
+    Everything is checked before the first link, so a bad data set leaves no staging folder. `names`
+    replaces the data set's class names (a student started from a teacher keeps the teacher's head:
+    its classes, of which ours use class 0 = person).
     """
     doc = load_data_yaml(data_yaml)
-    names = doc["names"]
+    names = doc["names"] if names is None else names
     names = [names[k] for k in sorted(names)] if isinstance(names, dict) else list(names)
     root = Path(doc["path"]) if doc.get("path") else data_yaml.parent
     root = root if root.is_absolute() else data_yaml.parent / root
@@ -215,6 +217,7 @@ def train_detector(
     weights: Path | None = None,
     progress: bool = True,
     overrides: Mapping[str, Any] | None = None,
+    names: list[str] | None = None,
 ) -> TrainResult:
     """Train a YOLO11n detector on a YOLO data.yaml; best.pt ends up as out_dir/detector.pt.
 
@@ -227,7 +230,7 @@ def train_detector(
     out_dir = Path(out_dir).resolve()
     staging = out_dir / "ultralytics" / "data-detect"
     shutil.rmtree(staging, ignore_errors=True)
-    staged_yaml, _ = stage_detect_dataset(data_yaml, staging)
+    staged_yaml, _ = stage_detect_dataset(data_yaml, staging, names)
     model, metrics, seconds = _run(
         "detect",
         staged_yaml,
