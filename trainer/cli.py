@@ -25,8 +25,12 @@ LABELS_HELP = ("YOLO folder (images/ + labels/) with real labels of frames of th
 
 def _config(args: argparse.Namespace) -> PipelineConfig:
     if getattr(args, "config", None):
-        return load_yaml_config(args.config, PipelineConfig)
-    return quick_config() if getattr(args, "quick", False) else PipelineConfig()
+        cfg = load_yaml_config(args.config, PipelineConfig)
+    else:
+        cfg = quick_config() if getattr(args, "quick", False) else PipelineConfig()
+    if getattr(args, "accept_weak_scene", False):
+        cfg.scene = cfg.scene.model_copy(update={"accept_weak_evidence": True})
+    return cfg
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -114,7 +118,11 @@ def print_summary(manifest: Manifest) -> None:
     from bench.report import holdout_table, stdout_console
 
     out = stdout_console()
-    out.print(holdout_table(manifest.stage("bench")["summary"]["result"]))
+    table = holdout_table(manifest.stage("bench")["summary"]["result"])
+    evidence = manifest.stage("scene")["summary"].get("evidence") or {}
+    if evidence.get("low_confidence"):  # the user went on past a weak scene: the table says so
+        table.title = f"LOW CONFIDENCE (weak scene evidence: {', '.join(evidence['failed'])}) - {table.title or ''}"
+    out.print(table)
     times = Table(title="stage times")
     times.add_column("stage")
     times.add_column("seconds", justify="right")
@@ -243,6 +251,8 @@ def _teacher_options(p: argparse.ArgumentParser) -> None:
                    "labels the real frames; the trained model is distilled from it (config: scene.teacher)")
     p.add_argument("--teacher-metadata", metavar="YAML", help="Ultralytics metadata.yaml with the class names of "
                    "a bare .tflite teacher")
+    p.add_argument("--accept-weak-scene", action="store_true", help="go on when the scene's self-check finds its "
+                   "evidence weak (a crowd that never clears, ...), marking the run low-confidence")
 
 
 def _common(p: argparse.ArgumentParser) -> None:

@@ -145,6 +145,9 @@ def prepare_scene_arm(arm: str, arm_dir: Path, base: SceneBase, cfg: PipelineCon
         return ArmData(m, f"{c['composed']} composed images + {c['negative']} empty plates; no real frames, "
                           "no labels", None, sources, extra)
     copy_stage(src, m, "compose")
+    evidence = src.stage("scene")["summary"].get("evidence") or {}
+    if evidence.get("low_confidence"):
+        extra["low_confidence"] = evidence["failed"]
     c = _counts(m)
     desc = (f"{c['composed']} composed + {c['negative']} empty plates + {c['real']} pseudo-labelled real "
             "frames; no labels")

@@ -71,3 +71,8 @@ class SceneParams(BaseModel):
     jpeg_quality: int = Field(92, ge=50, le=100)
     # Teacher mode (`--teacher MODEL`): how the teacher's boxes become the labels of the real frames.
     teacher: TeacherParams = Field(default_factory=lambda: TeacherParams.model_validate({}))
+    # The scene's self-check (trainer/scene/evidence.py) on this many training frames spread over it.
+    evidence_frames: int = Field(12, ge=1)
+    # Weak evidence (ghosted plate, fragments outvoting whole people, a perspective whole-person
+    # detections disagree with) stops the run; true goes on and marks it low-confidence.
+    accept_weak_evidence: bool = False

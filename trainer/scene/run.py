@@ -29,6 +29,7 @@ from rich.console import Console
 from edge.errors import CctvkitError
 from edge.formats.yolo import save_yolo_labels
 from trainer.relabel.teacher import Teacher
+from trainer.scene import evidence as ev
 from trainer.scene.anyscene import any_perspective_json, fit_any, row_model, size_of, width_ratio_any
 from trainer.scene.cutouts import is_clean, is_clean_any, make_cutout, save_cutouts, select_spread
 from trainer.scene.frames import VideoInfo, iter_frames, open_video, spread
@@ -62,6 +63,37 @@ def _labels_note(upright: bool, teacher: Teacher | None, taught_mode: str) -> st
     if taught_mode == "teacher":
         return f"pseudo (teacher {teacher.path.name})"
     return f"pseudo (teacher {teacher.path.name}, plus the finder's boxes it does not cover: {note[8:-1]})"
+
+
+def _judge_evidence(video: Path, train: range, params: SceneParams, plates: list[Plate],
+                    persp: Perspective | None, scanned: list[PersonObservation], n_scan: int,
+                    teacher: Teacher | None) -> dict:
+    """trainer/scene/evidence.py's checks; weak evidence raises unless params.accept_weak_evidence."""
+    if persp is None and teacher is None:
+        return {"verdict": "unchecked", "failed": [], "checks": [],
+                "why": "a camera looking down: no upright whole-person detector to check against (pass a teacher)"}
+    detector = ev.WholePersonDetector(teacher)
+    idx = spread(train.start, train.stop, params.evidence_frames)
+    frames = [f for _, f in iter_frames(video, idx)]
+    whole, ghosts = ev.gather(frames, [p.image for p in plates], detector)
+    sources: dict[str, int] = {}
+    for p in scanned:
+        sources[p.source] = sources.get(p.source, 0) + 1
+    per_frame = len(scanned) / max(n_scan, 1)
+    checks = [ev.check_ghosts(ghosts, detector.name), ev.check_counts(per_frame, whole, detector.name)]
+    if persp is not None:
+        checks = [ev.check_whole_share(sources, per_frame), ev.check_perspective(whole, persp, detector.name),
+                  *checks]
+    doc = ev.judge(checks)
+    doc["detector"] = detector.name
+    if doc["verdict"] == "weak":
+        what, fix = ev.weak_message(doc, teacher is not None)
+        if not params.accept_weak_evidence:
+            raise CctvkitError(what, video, fix)
+        doc["low_confidence"] = True
+        Console(stderr=True).print(f"[yellow]scene: LOW CONFIDENCE[/] {what} (accepted: scene.accept_weak_evidence)",
+                                   highlight=False, soft_wrap=True)
+    return doc
 
 
 def split_video(info: VideoInfo, params: SceneParams) -> tuple[range, range]:
@@ -298,6 +330,10 @@ def build_scene(video: Path, out_dir: Path, params: SceneParams, progress: bool 
                                                         "height" if size is None else "length"))
     t = lap("scene", t)
 
+    evidence = _judge_evidence(video, train, params, plates, persp if size is None else None, scanned,
+                               len(scan_idx), teacher)
+    t = lap("evidence", t)
+
     step = max(1, math.ceil(len(hold) / params.holdout_frames))
     hold_idx = list(range(hold.start, hold.stop, step))
     n_hold_frames = n_hold_boxes = 0
@@ -360,6 +396,7 @@ def build_scene(video: Path, out_dir: Path, params: SceneParams, progress: bool 
         "perspective_calibration": persp0.to_json() if size0 is None else any_perspective_json(persp0, size0),
         "person_width_ratio": round(width_ratio, 4),
         "teacher": teacher_summary,
+        "evidence": evidence,
         "timings_s": timings,
         "params": params.model_dump(mode="json"),
     }

@@ -29,6 +29,9 @@ def test_vtest_scene_has_sensible_numbers(vtest_video: Path, tmp_path: Path):
     assert persp["inliers"] >= 0.7 * persp["n_points"] and persp["median_abs_residual_px"] < 6
     assert summary["n_cutouts"] >= 30
     assert summary["detections_by_source"].get("hog+fg", 0) > summary["detections_by_source"].get("fg", 0)
+    ev = {c["name"]: c for c in summary["evidence"]["checks"]}
+    assert summary["evidence"]["verdict"] == "ok"  # an ordinary plaza is not flagged
+    assert 0.8 < ev["perspective"]["value"] < 1.4 and ev["plate_ghosts"]["value"] == 0
 
     first_held = summary["split"]["holdout_frames"][0]
     counts = []
