@@ -28,7 +28,9 @@ ROOT = Path(__file__).resolve().parents[3]
 SHARED = ROOT.parent / "shared" / "data"
 IMGSZ = (64, 64)
 BOX = (8.0, 20.0, 24.0, 56.0)  # in the 64 x 64 input: the teacher's one person, top left
-SCENE = {"plate_frames": 30, "calib_frames": 40, "scan_stride": 1}
+# The constant teacher's one box is not where the synthetic walkers are, so the scene's self-check (which
+# uses the teacher as its whole-person detector) rightly calls the perspective unconfirmed: go on anyway.
+SCENE = {"plate_frames": 30, "calib_frames": 40, "scan_stride": 1, "accept_weak_evidence": True}
 
 
 def _builders():
@@ -117,6 +119,7 @@ def test_scene_labels_come_from_the_teacher(tmp_path, walkers, fuse):
     out = tmp_path / "scene"
     summary = build_scene(walkers, out, params, progress=False, teacher=teacher)
     t = summary["teacher"]
+    assert summary["evidence"]["detector"] == "teacher teacher.onnx" and summary["evidence"]["low_confidence"]
     assert t["fuse"] == fuse and t["fuse_reason"] == "set in the config"
     assert t["teacher"]["sha256"] == teacher.spec.sha256
     assert t["labels"].startswith("tracked")  # the teacher's box never moves: every frame links
@@ -182,3 +185,26 @@ def test_coco_teacher_on_caviar_tracks_consecutive_frames(tmp_path):
     t = summary["teacher"]
     assert t["linkable_share"] >= 0.5 and t["labels"].startswith("tracked"), t
     assert t["teacher"]["person_class"] == 0 and t["teacher"]["classes"] == 80
+
+
+def test_where_the_student_starts(tmp_path, walkers):
+    """train.init: auto starts from random weights without a teacher, and says why when the teacher's
+    weights cannot be used (an .onnx teacher); 'teacher' makes that an error instead."""
+    from edge.manifest import Manifest
+    from trainer import pipeline
+    from trainer.config import PipelineConfig
+
+    m = Manifest.create(tmp_path / "run", "run")
+    m.run_dir.mkdir()
+    m.save()
+    assert pipeline._student_init(m, "auto", tmp_path / "w.pt") == {"from": "scratch", "reason": "no teacher"}
+    with pytest.raises(CctvkitError, match="needs a run made in teacher mode"):
+        pipeline._student_init(m, "teacher", tmp_path / "w.pt")
+    cfg = PipelineConfig.model_validate({"scene": SCENE})
+    pipeline.run_scene(m, walkers, cfg, progress=False, teacher=TeacherFile(const_detector(tmp_path / "t.onnx")))
+    init = pipeline._student_init(m, "auto", tmp_path / "w.pt")
+    assert init["from"] == "scratch" and "only for .tflite teachers" in init["reason"]
+    with pytest.raises(CctvkitError, match="only for .tflite teachers"):
+        pipeline._student_init(m, "teacher", tmp_path / "w.pt")
+    assert pipeline._student_init(m, "scratch", tmp_path / "w.pt")["from"] == "scratch"
+    assert not (tmp_path / "w.pt").exists()
