@@ -32,6 +32,10 @@ class TrainParams(Strict):
     # "auto": the teacher's when they transfer, else random (the reason is recorded); "scratch": random
     # init from yolo11n.yaml, as without a teacher.
     init: Literal["auto", "scratch", "teacher"] = "auto"
+    # The detector's architecture (Ultralytics yaml, random init unless init takes the teacher's weights,
+    # which then must be the same architecture). YOLO26n is not offered: it is NMS-free (an end2end head
+    # whose export our exporters and the edge decoder do not read yet).
+    detector_arch: Literal["yolo11n", "yolov8n"] = "yolo11n"
 
 
 class ExportParams(Strict):

@@ -107,10 +107,10 @@ def run_train(manifest: Manifest, cfg: PipelineConfig, progress: bool = True) ->
     device = resolve_device(p.device)
 
     def body(out: Path) -> dict[str, Any]:
-        init = _student_init(manifest, p.init, out / "init-from-teacher.pt")
+        init = _student_init(manifest, p.init, out / "init-from-teacher.pt", p.detector_arch)
         det = train_detector(detect_dir / "data.yaml", out, epochs=p.detector_epochs, imgsz=p.detector_imgsz,
                              batch=p.batch, device=device, workers=p.workers, seed=p.seed, progress=progress,
-                             weights=init.get("path"), names=init.get("names"))
+                             weights=init.get("path"), names=init.get("names"), arch=p.detector_arch)
         Path(out / "init-from-teacher.pt").unlink(missing_ok=True)  # 10 MB the later stages never read
         cls = train_classifier(classify_dir, out, epochs=p.classifier_epochs, imgsz=p.classifier_imgsz,
                                batch=p.batch, device=device, workers=p.workers, seed=p.seed, progress=progress)
@@ -122,7 +122,7 @@ def run_train(manifest: Manifest, cfg: PipelineConfig, progress: bool = True) ->
                 shutil.copy2(png, plots / f"{tag}-{Path(png).name}")
         shutil.rmtree(out / "ultralytics", ignore_errors=True)
         summary = {"detector": {**det.metrics, "seconds": round(det.seconds, 1), "epochs": det.epochs,
-                                "imgsz": det.imgsz},
+                                "imgsz": det.imgsz, "arch": p.detector_arch},
                    "classifier": {**cls.metrics, "seconds": round(cls.seconds, 1), "epochs": cls.epochs,
                                   "imgsz": cls.imgsz},
                    "device": device, "metrics_note": "Ultralytics val on the composed val split",
@@ -134,7 +134,7 @@ def run_train(manifest: Manifest, cfg: PipelineConfig, progress: bool = True) ->
     return _timed_stage(manifest, "train", body)
 
 
-def _student_init(manifest: Manifest, mode: str, path: Path) -> dict[str, Any]:
+def _student_init(manifest: Manifest, mode: str, path: Path, arch: str = "yolo11n") -> dict[str, Any]:
     """Where the detector starts: {"from": "scratch" | "teacher", "reason", ...; "path" and "names" of the
     starting checkpoint when it is the teacher's}. Only a teacher-mode scene (its teacher an input of the
     scene stage) has weights to start from."""
@@ -156,7 +156,8 @@ def _student_init(manifest: Manifest, mode: str, path: Path) -> dict[str, Any]:
         if spec.person_class != 0:
             raise CctvkitError(f"the teacher's person is class {spec.person_class}, the student's labels say 0",
                                teacher, "set train.init: scratch")
-        info = student_from_teacher(teacher, spec.person_class, len(spec.class_names), spec.imgsz, path)
+        info = student_from_teacher(teacher, spec.person_class, len(spec.class_names), spec.imgsz, path,
+                                    arch_yaml=f"{arch}.yaml")
     except CctvkitError as e:
         if mode == "teacher":
             raise

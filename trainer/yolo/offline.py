@@ -39,6 +39,9 @@ from edge.errors import CctvkitError
 
 # Architecture files shipped inside ultralytics/cfg: models start from these unless given local weights.
 ARCH_YAML = {"detect": "yolo11n.yaml", "classify": "yolo11n-cls.yaml"}
+# Detector architectures `train.detector_arch` may name: Ultralytics yamls, random init, no download. Each
+# exports to a raw YOLOv8-style head (1, 4+nc, anchors) that export/ and the edge decoder read.
+DETECTOR_ARCHS = ("yolo11n", "yolov8n")
 
 # Settings that keep Ultralytics offline; keys and types follow ultralytics.utils.SettingsManager.
 _OFFLINE_SETTINGS: dict[str, Any] = {
@@ -204,8 +207,9 @@ def verbosity(verbose: bool) -> Iterator[None]:
         set_verbose(False)
 
 
-def load_model(task: str, weights: Path | None = None) -> Any:
-    """A YOLO model for `task`: from local weights, else a fresh yolo11n architecture (no download).
+def load_model(task: str, weights: Path | None = None, arch: str | None = None) -> Any:
+    """A YOLO model for `task`: from local weights, else a fresh architecture from its yaml (no download):
+    `arch` (a detector: one of DETECTOR_ARCHS) or the task's default (yolo11n).
 
     A missing or unreadable .pt is a CctvkitError; a name like 'yolo11n.pt' is never looked up online.
     """
@@ -213,7 +217,7 @@ def load_model(task: str, weights: Path | None = None) -> Any:
         raise CctvkitError(f"unknown task '{task}'", fix=f"choose one of: {', '.join(ARCH_YAML)}")
     YOLO = ultralytics_yolo()
     if weights is None:
-        return YOLO(ARCH_YAML[task], task=task)
+        return YOLO(f"{arch}.yaml" if arch and task == "detect" else ARCH_YAML[task], task=task)
     weights = Path(weights)
     if not weights.is_file():
         raise CctvkitError("weights file not found", weights, "pass an existing local .pt file")

@@ -172,9 +172,10 @@ def _run(
     weights: Path | None,
     progress: bool,
     args: dict[str, Any],
+    arch: str | None = None,
 ) -> tuple[Any, Any, float]:
     device = resolve_device(device)
-    model = load_model(task, weights)
+    model = load_model(task, weights, arch)
     model.add_callback("on_train_start", _thread_callback(device))
     train_args = {
         "data": str(data),
@@ -218,6 +219,7 @@ def train_detector(
     progress: bool = True,
     overrides: Mapping[str, Any] | None = None,
     names: list[str] | None = None,
+    arch: str = "yolo11n",
 ) -> TrainResult:
     """Train a YOLO11n detector on a YOLO data.yaml; best.pt ends up as out_dir/detector.pt.
 
@@ -245,6 +247,7 @@ def train_detector(
         weights=weights,
         progress=progress,
         args=dict(overrides or {}),
+        arch=arch,
     )
     save_dir = Path(model.trainer.save_dir)
     best = save_dir / "weights" / "best.pt"

@@ -59,3 +59,11 @@ def test_a_teacher_of_another_architecture_is_refused(tmp_path):
     with pytest.raises(CctvkitError, match="not the same architecture|reproduces"):
         student_from_teacher(tflite, 0, len(spec.class_names), spec.imgsz, tmp_path / "s.pt")
     assert not (tmp_path / "s.pt").exists()
+
+
+def test_a_yolov8n_teacher_starts_a_yolov8n_student(tmp_path):
+    tflite = _need("coco-yolov8n-640-int8w.tflite")
+    spec = teacher_spec(tflite, META)
+    info = student_from_teacher(tflite, 0, len(spec.class_names), spec.imgsz, tmp_path / "s.pt",
+                                arch_yaml="yolov8n.yaml")
+    assert info["probe_correlation"] >= 0.98 and info["arch"] == "yolov8n.yaml"

@@ -112,3 +112,16 @@ def test_train_detector_and_classifier(trained: dict[str, Any]) -> None:
     assert sorted(offline.load_model("classify", cls.weights).names.values()) == ["no_person", "person"]
     with pytest.raises(CctvkitError, match="weights are a 'classify' model, expected 'detect'"):
         offline.load_model("detect", cls.weights)
+
+
+def test_detector_arch_yolov8n_trains_and_is_a_yolov8n(tmp_path: Path) -> None:
+    """train.detector_arch picks the yaml: a 1-epoch YOLOv8n on toy data has YOLOv8n's C2f blocks."""
+    from trainer.yolo.toydata import make_toy_detect_dataset
+    from trainer.yolo.train import train_detector
+
+    det_yaml = make_toy_detect_dataset(tmp_path / "data")
+    res = train_detector(det_yaml, tmp_path / "out", epochs=1, imgsz=64, batch=8, workers=0, progress=False,
+                         arch="yolov8n")
+    kinds = {type(m).__name__ for m in offline.load_model("detect", res.weights).model.modules()}
+    assert "C2f" in kinds and "C3k2" not in kinds
+    assert "C3k2" in {type(m).__name__ for m in offline.load_model("detect").model.modules()}
