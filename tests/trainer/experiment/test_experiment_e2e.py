@@ -90,7 +90,8 @@ def test_tiny_experiment(tmp_path, monkeypatch):
         # Every arm was scored on the same real test folder, every test frame.
         assert verify["data"]["path"] == str((exp / "test").resolve()) and verify["data"]["frames"] == test["frames"]
         assert 0 <= arm["metrics"]["map50"] <= 1 and arm["leakage_check"]["passed"]
-        assert arm["train"] == {"epochs": 1, "imgsz": 64}  # identical hyper-parameters
+        assert arm["train"] == {"epochs": 1, "imgsz": 64,  # identical hyper-parameters
+                                "init": {"from": "scratch", "reason": "no teacher"}}
     # The real arm's import split is the experiment's split.
     imp = json.loads((exp / "arms" / "real" / "compose" / "import.json").read_text())
     assert imp["splits"]["test"] == split["splits"]["test"] and not test_names & set(imp["splits"]["train"])
