@@ -156,8 +156,9 @@ def _student_init(manifest: Manifest, mode: str, path: Path, arch: str = "yolo11
         if spec.person_class != 0:
             raise CctvkitError(f"the teacher's person is class {spec.person_class}, the student's labels say 0",
                                teacher, "set train.init: scratch")
+        frames = sorted((manifest.run_dir / "scene" / "frames" / "images").glob("*.jpg"))  # batch-norm stats
         info = student_from_teacher(teacher, spec.person_class, len(spec.class_names), spec.imgsz, path,
-                                    arch_yaml=f"{arch}.yaml")
+                                    arch_yaml=f"{arch}.yaml", frames=frames)
     except CctvkitError as e:
         if mode == "teacher":
             raise

@@ -216,20 +216,86 @@ def transfer_from_tflite(path: Path, arch_yaml: str, nc_teacher: int, imgsz: tup
     return model, {"convolutions": len(chosen), "ties_resolved": len(ties), "probe_correlation": round(corr, 4)}
 
 
-def _check(model: Any, probe: np.ndarray, tflite_out: np.ndarray) -> float:
-    """Correlation of the person-class scores (class 0 of COCO) over all anchors, student vs teacher."""
+def restore_batch_norm(model: Any, images: list[np.ndarray]) -> int:
+    """Give every folded batch norm statistics again, so that TRAINING behaves like the teacher.
+
+    After the transfer a batch norm is identity + bias in eval mode (running mean 0, var 1), but in train
+    mode it normalises each channel by the batch's own statistics, which the folded weights are far from:
+    the first training step would throw the teacher away (a 1-epoch student scored 0.000). So the conv
+    outputs' per-channel mean and variance are measured on `images` (NHWC 0..1, eval mode, where the net
+    is the teacher) and set as running statistics, with weight = their std and bias = folded bias + mean:
+    eval mode is unchanged, (x - mean) / std * std + bias + mean = x + bias, and train mode starts where
+    eval is. Returns the number of batch norms set."""
     import torch
 
-    head = model.model[-1]
-    head.export = False
+    stats: dict[str, tuple[Any, Any]] = {}
+    hooks = []
+    for name, m in model.named_modules():
+        bn = getattr(m, "bn", None)
+        if isinstance(bn, torch.nn.BatchNorm2d) and isinstance(getattr(m, "conv", None), torch.nn.Conv2d):
+            def hook(mod: Any, i: tuple, out: Any, name: str = name) -> None:
+                y = out.detach().double()
+                s = stats.get(name)
+                mean, sq = y.mean(dim=(0, 2, 3)), (y * y).mean(dim=(0, 2, 3))
+                stats[name] = (mean, sq) if s is None else (s[0] + mean, s[1] + sq)
+            hooks.append(m.conv.register_forward_hook(hook))
+    model.eval()
     with torch.no_grad():
-        y = model(torch.from_numpy(probe.transpose(2, 0, 1).copy())[None].float())
-    y = (y[0] if isinstance(y, tuple | list) else y).numpy()
-    return float(np.corrcoef(y[0, 4], tflite_out[0, 4])[0, 1])
+        for img in images:
+            model(torch.from_numpy(np.ascontiguousarray(img.transpose(2, 0, 1)))[None].float())
+    for h in hooks:
+        h.remove()
+    mods = dict(model.named_modules())
+    with torch.no_grad():
+        for name, (ssum, sqsum) in stats.items():
+            bn = mods[name].bn
+            mean, sq = ssum / len(images), sqsum / len(images)
+            var = (sq - mean * mean).clamp(min=1e-6)
+            bias = bn.bias.double().clone()  # the folded conv bias (running mean 0, var 1 - eps, weight 1)
+            bn.running_mean.copy_(mean.float())
+            bn.running_var.copy_(var.float())
+            bn.weight.copy_(torch.sqrt(var + bn.eps).float())
+            bn.bias.copy_((bias + mean).float())
+    return len(stats)
+
+
+def calibration_images(paths: list[Path], imgsz: tuple[int, int], n: int = 16) -> list[np.ndarray]:
+    """Letterboxed RGB 0..1 frames of the scene for restore_batch_norm (the probe image when none)."""
+    import cv2
+
+    from edge.eval.labelled import read_image
+
+    out = []
+    step = max(1, len(paths) // n)
+    for p in paths[::step][:n]:
+        img = read_image(p)
+        h, w = img.shape[:2]
+        s = min(imgsz[0] / h, imgsz[1] / w)
+        small = cv2.resize(img, (round(w * s), round(h * s)), interpolation=cv2.INTER_LINEAR)
+        canvas = np.full((imgsz[0], imgsz[1], 3), 114, np.uint8)
+        y0, x0 = (imgsz[0] - small.shape[0]) // 2, (imgsz[1] - small.shape[1]) // 2
+        canvas[y0:y0 + small.shape[0], x0:x0 + small.shape[1]] = small
+        out.append(canvas[:, :, ::-1].astype(np.float32) / 255.0)
+    return out or [_probe_image(imgsz)]
+
+
+def _person_scores(model: Any, image: np.ndarray) -> np.ndarray:
+    import torch
+
+    model.eval()
+    model.model[-1].export = False
+    with torch.no_grad():
+        y = model(torch.from_numpy(image.transpose(2, 0, 1).copy())[None].float())
+    return (y[0] if isinstance(y, tuple | list) else y).numpy()[0, 4]
+
+
+def _check(model: Any, probe: np.ndarray, tflite_out: np.ndarray) -> float:
+    """Correlation of the person-class scores (class 0 of COCO) over all anchors, student vs teacher."""
+    return float(np.corrcoef(_person_scores(model, probe), tflite_out[0, 4])[0, 1])
 
 
 def student_from_teacher(teacher: Path, person_class: int, nc_teacher: int, imgsz: tuple[int, int], out: Path,
-                         arch_yaml: str = "yolo11n.yaml") -> dict[str, Any]:
+                         arch_yaml: str = "yolo11n.yaml", frames: list[Path] | None = None) -> dict[str, Any]:
     """Write out (an Ultralytics checkpoint): a detector of arch_yaml holding the teacher's weights, with
     the teacher's class head (nc_teacher classes; the hidden width of a YOLO11 class head grows with the
     class count, so cutting it to one class would throw most of it away). Returns what was measured."""
@@ -245,6 +311,11 @@ def student_from_teacher(teacher: Path, person_class: int, nc_teacher: int, imgs
         raise CctvkitError("the student starts from a teacher's weights only for .tflite teachers", teacher,
                            "set train.init: scratch, or pass the teacher's .tflite export")
     model, info = transfer_from_tflite(Path(teacher), arch_yaml, nc_teacher, imgsz)
+    probe = _probe_image(imgsz)
+    before = _person_scores(model, probe)
+    info["batch_norms_restored"] = restore_batch_norm(model, calibration_images(frames or [], imgsz))
+    after = _person_scores(model, probe)
+    info["eval_unchanged_max_abs"] = round(float(np.abs(after - before).max()), 6)
     model.model[-1].export = False
     model.names = {i: f"class{i}" for i in range(nc_teacher)} | {person_class: "person"}
     buf = io.BytesIO()

@@ -32,6 +32,8 @@ def test_yolo11n_teacher_weights_make_a_student_that_answers_like_the_teacher(tm
     spec = teacher_spec(tflite, META)
     info = student_from_teacher(tflite, spec.person_class, len(spec.class_names), spec.imgsz, tmp_path / "s.pt")
     assert info["convolutions"] == 88 and info["probe_correlation"] >= 0.98
+    # Batch norms get statistics back (train mode starts where eval is) without changing eval mode.
+    assert info["batch_norms_restored"] == 81 and info["eval_unchanged_max_abs"] < 1e-4
 
     import torch
 
