@@ -3,11 +3,11 @@ outputs are known (constant-head ONNX detector and classifier, a 1x1-conv ncnn d
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import cv2
 import numpy as np
+from edge_builders import edge_builders
 
 from edge.formats.yolo import save_yolo_labels
 from edge.manifest import Manifest
@@ -18,15 +18,6 @@ SHARED = ROOT.parent / "shared" / "data"
 FRAME = (96, 96)  # h, w of the held-out frames
 BOX = np.array([[30, 20, 54, 80]], np.float32)  # the one person of every held-out frame (pixels)
 N_HOLDOUT = 6
-
-
-def _edge_builders():
-    """tests/edge/conftest.py's model builders (a file, not an importable package: load it by path)."""
-    spec = importlib.util.spec_from_file_location("edge_test_builders", ROOT / "tests" / "edge" / "conftest.py")
-    mod = importlib.util.module_from_spec(spec)
-    assert spec.loader is not None
-    spec.loader.exec_module(mod)
-    return mod
 
 
 def background(seed: int = 0) -> np.ndarray:
@@ -69,7 +60,7 @@ def build_tiny_run(root: Path, broken: bool = False) -> Path:
     m = Manifest.create(run, "tiny")
     m.record_stage("scene", params={}, outputs={"holdout": holdout, "plate.png": run / "scene" / "plate.png"})
 
-    b = _edge_builders()
+    b = edge_builders()
     export = run / "export"
     export.mkdir()
     # ONNX detector at 64x64: the 96x96 frame is scaled by 2/3, no padding.

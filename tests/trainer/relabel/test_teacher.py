@@ -7,7 +7,6 @@ Ultralytics metadata, so the teacher's answer is known; the COCO TFLite teacher 
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import subprocess
@@ -17,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import synthetic_video as synth
+from edge_builders import edge_builders
 
 from edge.errors import CctvkitError
 from edge.formats.yolo import label_path_for, list_images, load_yolo_labels
@@ -33,14 +33,6 @@ BOX = (8.0, 20.0, 24.0, 56.0)  # in the 64 x 64 input: the teacher's one person,
 SCENE = {"plate_frames": 30, "calib_frames": 40, "scan_stride": 1, "accept_weak_evidence": True}
 
 
-def _builders():
-    spec = importlib.util.spec_from_file_location("edge_test_builders", ROOT / "tests" / "edge" / "conftest.py")
-    mod = importlib.util.module_from_spec(spec)
-    assert spec.loader is not None
-    spec.loader.exec_module(mod)
-    return mod
-
-
 def const_detector(path: Path, names: str = "{0: 'person', 1: 'car'}", score: float = 0.9) -> Path:
     """A detector that finds one box (BOX, class 0) in every image: its metadata names the classes."""
     nc = len(eval(names))  # noqa: S307  (our own literal)
@@ -48,12 +40,12 @@ def const_detector(path: Path, names: str = "{0: 'person', 1: 'car'}", score: fl
     x1, y1, x2, y2 = BOX
     head[0, :5, 0] = [(x1 + x2) / 2, (y1 + y2) / 2, x2 - x1, y2 - y1, score]
     meta = {"names": names, "imgsz": str(list(IMGSZ)), "task": "detect", "stride": "32"}
-    return _builders().build_const_onnx(path, head, IMGSZ, metadata=meta)
+    return edge_builders().build_const_onnx(path, head, IMGSZ, metadata=meta)
 
 
 def const_classifier(path: Path) -> Path:
     meta = {"names": "{0: 'no_person', 1: 'person'}", "imgsz": "[64, 64]", "task": "classify"}
-    return _builders().build_const_onnx(path, np.array([[0.2, 0.8]], np.float32), IMGSZ, metadata=meta)
+    return edge_builders().build_const_onnx(path, np.array([[0.2, 0.8]], np.float32), IMGSZ, metadata=meta)
 
 
 def trainer(*args: str, cwd: Path) -> subprocess.CompletedProcess:
