@@ -111,7 +111,7 @@ def run_train(manifest: Manifest, cfg: PipelineConfig, progress: bool = True) ->
         det = train_detector(detect_dir / "data.yaml", out, epochs=p.detector_epochs, imgsz=p.detector_imgsz,
                              batch=p.batch, device=device, workers=p.workers, seed=p.seed, progress=progress,
                              weights=init.get("path"), names=init.get("names"), arch=p.detector_arch)
-        Path(out / "init-from-teacher.pt").unlink(missing_ok=True)  # 10 MB the later stages never read
+        (out / "init-from-teacher.pt").unlink(missing_ok=True)  # 10 MB the later stages never read
         cls = train_classifier(classify_dir, out, epochs=p.classifier_epochs, imgsz=p.classifier_imgsz,
                                batch=p.batch, device=device, workers=p.workers, seed=p.seed, progress=progress)
         # Ultralytics' own work folders are large and hold nothing the later stages read; keep the plots.

@@ -261,21 +261,11 @@ def restore_batch_norm(model: Any, images: list[np.ndarray]) -> int:
 
 def calibration_images(paths: list[Path], imgsz: tuple[int, int], n: int = 16) -> list[np.ndarray]:
     """Letterboxed RGB 0..1 frames of the scene for restore_batch_norm (the probe image when none)."""
-    import cv2
-
+    from edge.detect.preprocess import letterbox
     from edge.eval.labelled import read_image
 
-    out = []
     step = max(1, len(paths) // n)
-    for p in paths[::step][:n]:
-        img = read_image(p)
-        h, w = img.shape[:2]
-        s = min(imgsz[0] / h, imgsz[1] / w)
-        small = cv2.resize(img, (round(w * s), round(h * s)), interpolation=cv2.INTER_LINEAR)
-        canvas = np.full((imgsz[0], imgsz[1], 3), 114, np.uint8)
-        y0, x0 = (imgsz[0] - small.shape[0]) // 2, (imgsz[1] - small.shape[1]) // 2
-        canvas[y0:y0 + small.shape[0], x0:x0 + small.shape[1]] = small
-        out.append(canvas[:, :, ::-1].astype(np.float32) / 255.0)
+    out = [letterbox(read_image(p), imgsz)[0][:, :, ::-1].astype(np.float32) / 255.0 for p in paths[::step][:n]]
     return out or [_probe_image(imgsz)]
 
 

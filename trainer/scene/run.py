@@ -66,7 +66,7 @@ def _labels_note(upright: bool, teacher: Teacher | None, taught_mode: str) -> st
 
 
 def _judge_evidence(video: Path, train: range, params: SceneParams, plates: list[Plate],
-                    persp: Perspective | None, scanned: list[PersonObservation], n_scan: int,
+                    persp: Perspective | None, sources: dict[str, int], n_scan: int,
                     teacher: Teacher | None) -> dict:
     """trainer/scene/evidence.py's checks; weak evidence raises unless params.accept_weak_evidence."""
     if persp is None and teacher is None:
@@ -76,10 +76,7 @@ def _judge_evidence(video: Path, train: range, params: SceneParams, plates: list
     idx = spread(train.start, train.stop, params.evidence_frames)
     frames = [f for _, f in iter_frames(video, idx)]
     whole, ghosts = ev.gather(frames, [p.image for p in plates], detector)
-    sources: dict[str, int] = {}
-    for p in scanned:
-        sources[p.source] = sources.get(p.source, 0) + 1
-    per_frame = len(scanned) / max(n_scan, 1)
+    per_frame = sum(sources.values()) / max(n_scan, 1)
     checks = [ev.check_ghosts(ghosts, detector.name), ev.check_counts(per_frame, whole, detector.name)]
     if persp is not None:
         checks = [ev.check_whole_share(sources, per_frame), ev.check_perspective(whole, persp, detector.name),
@@ -330,8 +327,12 @@ def build_scene(video: Path, out_dir: Path, params: SceneParams, progress: bool 
                                                         "height" if size is None else "length"))
     t = lap("scene", t)
 
-    evidence = _judge_evidence(video, train, params, plates, persp if size is None else None, scanned,
-                               len(scan_idx), teacher)
+    sources: dict[str, int] = {}
+    for p in scanned:
+        sources[p.source] = sources.get(p.source, 0) + 1
+    # Not `evidence`: that name holds the orientation choice's evidence, which scene.json also reports.
+    scene_evidence = _judge_evidence(video, train, params, plates, persp if size is None else None, sources,
+                                     len(scan_idx), teacher)
     t = lap("evidence", t)
 
     step = max(1, math.ceil(len(hold) / params.holdout_frames))
@@ -357,9 +358,6 @@ def build_scene(video: Path, out_dir: Path, params: SceneParams, progress: bool 
     t = lap("holdout", t)
     timings["total"] = round(time.perf_counter() - t0, 3)
 
-    sources: dict[str, int] = {}
-    for p in scanned:
-        sources[p.source] = sources.get(p.source, 0) + 1
     summary = {
         "video": info.to_json(),
         "labels": _labels_note(size0 is None, teacher, taught.mode if taught else ""),
@@ -396,7 +394,7 @@ def build_scene(video: Path, out_dir: Path, params: SceneParams, progress: bool 
         "perspective_calibration": persp0.to_json() if size0 is None else any_perspective_json(persp0, size0),
         "person_width_ratio": round(width_ratio, 4),
         "teacher": teacher_summary,
-        "evidence": evidence,
+        "evidence": scene_evidence,
         "timings_s": timings,
         "params": params.model_dump(mode="json"),
     }
