@@ -11,6 +11,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from trainer.compose.params import ComposeParams
+from trainer.relabel.selftrain import SelfTrainParams
 from trainer.scene.params import SceneParams
 
 
@@ -36,6 +37,8 @@ class TrainParams(Strict):
     # which then must be the same architecture). YOLO26n is not offered: it is NMS-free (an end2end head
     # whose export our exporters and the edge decoder do not read yet).
     detector_arch: Literal["yolo11n", "yolov8n"] = "yolo11n"
+    # After the first detector: relabel the real frames with it and train again (trainer/relabel/selftrain.py).
+    self_training: SelfTrainParams = SelfTrainParams()
 
 
 class ExportParams(Strict):

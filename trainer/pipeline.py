@@ -99,6 +99,7 @@ def run_compose(manifest: Manifest, cfg: PipelineConfig, progress: bool = True) 
 
 
 def run_train(manifest: Manifest, cfg: PipelineConfig, progress: bool = True) -> dict[str, Any]:
+    from trainer.relabel.selftrain import self_train
     from trainer.yolo.train import resolve_device, train_classifier, train_detector
 
     p = cfg.train
@@ -108,10 +109,16 @@ def run_train(manifest: Manifest, cfg: PipelineConfig, progress: bool = True) ->
 
     def body(out: Path) -> dict[str, Any]:
         init = _student_init(manifest, p.init, out / "init-from-teacher.pt", p.detector_arch)
-        det = train_detector(detect_dir / "data.yaml", out, epochs=p.detector_epochs, imgsz=p.detector_imgsz,
-                             batch=p.batch, device=device, workers=p.workers, seed=p.seed, progress=progress,
-                             weights=init.get("path"), names=init.get("names"), arch=p.detector_arch)
+
+        def train(data_yaml: Path, weights: Path | None, epochs: int) -> Any:
+            return train_detector(data_yaml, out, epochs=epochs, imgsz=p.detector_imgsz, batch=p.batch,
+                                  device=device, workers=p.workers, seed=p.seed, progress=progress,
+                                  weights=weights, names=init.get("names"), arch=p.detector_arch)
+
+        det = train(detect_dir / "data.yaml", init.get("path"), p.detector_epochs)
         (out / "init-from-teacher.pt").unlink(missing_ok=True)  # 10 MB the later stages never read
+        det, rounds = self_train(det, detect_dir.parent, out, p.self_training, train, imgsz=p.detector_imgsz,
+                                 epochs=p.detector_epochs, device=device, progress=progress)
         cls = train_classifier(classify_dir, out, epochs=p.classifier_epochs, imgsz=p.classifier_imgsz,
                                batch=p.batch, device=device, workers=p.workers, seed=p.seed, progress=progress)
         # Ultralytics' own work folders are large and hold nothing the later stages read; keep the plots.
@@ -121,13 +128,19 @@ def run_train(manifest: Manifest, cfg: PipelineConfig, progress: bool = True) ->
             for png in res.plots:
                 shutil.copy2(png, plots / f"{tag}-{Path(png).name}")
         shutil.rmtree(out / "ultralytics", ignore_errors=True)
-        summary = {"detector": {**det.metrics, "seconds": round(det.seconds, 1), "epochs": det.epochs,
+        summary = {"detector": {**det.metrics, "seconds": round(sum(r["seconds"] for r in rounds), 1),
+                                "epochs": sum(r["epochs"] for r in rounds),
                                 "imgsz": det.imgsz, "arch": p.detector_arch},
                    "classifier": {**cls.metrics, "seconds": round(cls.seconds, 1), "epochs": cls.epochs,
                                   "imgsz": cls.imgsz},
                    "device": device, "metrics_note": "Ultralytics val on the composed val split",
-                   "detector_init": {k: v for k, v in init.items() if k not in ("path", "names")}}
+                   "detector_init": {k: v for k, v in init.items() if k not in ("path", "names")},
+                   "self_training": rounds}
         outputs = {"detector.pt": det.weights, "classifier.pt": cls.weights, "plots": plots}
+        if len(rounds) > 1:
+            outputs["self-training"] = out / "self-training"
+            outputs.update({f"detector-round-{r['round']}.pt": out / f"detector-round-{r['round']}.pt"
+                            for r in rounds})
         return {"params": p.model_dump(), "inputs": {"detect": detect_dir, "classify": classify_dir},
                 "outputs": outputs, "summary": summary}
 

@@ -22,9 +22,12 @@ from edge.types import Detections
 from .split import ExperimentSplit
 
 
-def pseudo_label_quality(scene_dir: Path, split: ExperimentSplit) -> dict[str, Any] | None:
+def pseudo_label_quality(scene_dir: Path, split: ExperimentSplit, labels_dir: Path | None = None,
+                         what: str | None = None) -> dict[str, Any] | None:
     """P / R / F1 at IoU 0.5, mean IoU of the matched boxes and count MAE of scene_dir/frames (pseudo-labelled
-    training frames) against the real labels; None when the scene stage did not run."""
+    training frames) against the real labels; None when the scene stage did not run. labels_dir: score these
+    label files (<frame stem>.txt, e.g. a self-training round's) instead of the scene's; a frame without
+    one there is left out."""
     keys_path = scene_dir / "frame_keys.json"
     images = list_images(scene_dir / "frames" / "images")
     if not keys_path.is_file() or not images:
@@ -36,8 +39,11 @@ def pseudo_label_quality(scene_dir: Path, split: ExperimentSplit) -> dict[str, A
     preds, gts, ious = [], [], []
     for img in images:
         index = int(img.stem.lstrip("f"))  # trainer/scene/run.py names them f<input index>
+        own = label_path_for(img) if labels_dir is None else labels_dir / f"{img.stem}.txt"
+        if labels_dir is not None and not own.is_file():
+            continue
         h, w = read_image(img).shape[:2]
-        _, boxes = load_yolo_labels(label_path_for(img), w, h)
+        _, boxes = load_yolo_labels(own, w, h)
         label = frames[index].label
         gt = load_label_file(label, w, h, 0)[0] if label is not None else (np.zeros(0, np.int64), np.zeros((0, 4)))
         preds.append(Detections(boxes, np.ones(len(boxes)), np.zeros(len(boxes))))
@@ -49,5 +55,5 @@ def pseudo_label_quality(scene_dir: Path, split: ExperimentSplit) -> dict[str, A
     return {"frames": len(preds), "pseudo_boxes": int(sum(len(p) for p in preds)), "real_boxes": r["n_gt"],
             "precision": r["box_precision"], "recall": r["box_recall"], "f1": r["box_f1"],
             "mean_iou_matched": float(np.mean(ious)) if ious else None, "count_mae": r["count_mae"],
-            "what": "the scene's pseudo-labels (background difference + HOG) of training frames against the "
-                    "real labels of the same frames, IoU 0.5"}
+            "what": what or "the scene's pseudo-labels (background difference + HOG) of training frames against "
+                            "the real labels of the same frames, IoU 0.5"}

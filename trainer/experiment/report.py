@@ -82,11 +82,30 @@ def render_md(doc: dict[str, Any]) -> str:
                      f"{q['frames']} training frames ({q['pseudo_boxes']} pseudo / {q['real_boxes']} real boxes): "
                      f"P {q['precision']:.3f}, R {q['recall']:.3f}, F1 {q['f1']:.3f}, mean IoU of matches "
                      f"{iou}, count MAE {q['count_mae']:.2f}: the labeller's ceiling")
+    for a in doc["arms"]:
+        lines += _rounds_table(a)
     lines += ["", "Notes:", f"- {doc['shared']}.",
               "- seconds: the arm's stages (shared ones counted in every arm that uses them) + the verification.",
               "- P / R: box precision / recall at the verification's conf; count MAE: mean |predicted - true| "
               "persons per frame.", *notes, ""]
     return "\n".join(lines)
+
+
+def _rounds_table(arm: dict[str, Any]) -> list[str]:
+    """One row per self-training round: its labels against the real labels of the training frames, and its
+    detector on the real test set (the last round's is the arm's row above)."""
+    rounds = arm.get("self_training")
+    if not rounds:
+        return []
+    out = ["", f"Self-training rounds of arm {arm['arm']} (round 0: the first detector, on the scene's labels; "
+               "labels scored against the real labels of the training frames, detector on the real test set):",
+           "", "| round | epochs | labels P | labels R | labels mean IoU | detector mAP50 | detector mAP50-95 |",
+           "|---:|---:|---:|---:|---:|---:|---:|"]
+    for r in rounds:
+        q, d = r.get("labels") or {}, r["detector"]
+        out.append(f"| {r['round']} | {r['epochs']} | {_f(q.get('precision'))} | {_f(q.get('recall'))} | "
+                   f"{_f(q.get('mean_iou_matched'), 2)} | {_f(d['map50'])} | {_f(d['map50_95'])} |")
+    return out
 
 
 def render_png(doc: dict[str, Any]) -> bytes:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import tempfile
 import time
 import traceback
 from pathlib import Path
@@ -21,6 +22,7 @@ from rich.console import Console
 from edge.atomic import atomic_write_text
 from edge.errors import CctvkitError
 from edge.formats.yolo import list_images
+from edge.manifest import Manifest
 from trainer import pipeline
 from trainer.config import PipelineConfig
 from trainer.relabel.teacher import TeacherFile
@@ -120,23 +122,51 @@ def run_arm(arm: str, exp: Path, split: ExperimentSplit, bases: dict[str, SceneB
     return result
 
 
-def score_teacher(teacher: TeacherFile, test_info: dict[str, Any], cfg: PipelineConfig,
-                  progress: bool) -> dict[str, Any]:
-    """The teacher on the arms' test set, by the same evaluation core and threshold as every arm's verify row
-    (edge runtime, 1 thread): the figure a student distilled from it is compared with."""
+def score_model_file(spec: Any, path: Path, cfg: PipelineConfig, label: str, progress: bool) -> dict[str, Any]:
+    """A detector file on the arms' test set (cfg.export.labels + negatives), by the same evaluation core and
+    threshold as every arm's verify row (edge runtime, 1 thread)."""
     from edge.detector import Detector
     from edge.eval import load_yolo_folder, with_negatives
     from edge.eval.accuracy import model_accuracy
 
+    data = with_negatives(load_yolo_folder(cfg.export.labels), cfg.export.negatives)
+    det = Detector(spec, path, threads=1, conf=cfg.eval.conf, iou=cfg.eval.iou, classes=[spec.person_class])
+    scores = model_accuracy(det, data, cfg.eval.conf, label, progress)
+    return {k: scores.get(k) for k in METRIC_KEYS}
+
+
+def score_teacher(teacher: TeacherFile, test_info: dict[str, Any], cfg: PipelineConfig,
+                  progress: bool) -> dict[str, Any]:
+    """The teacher on the arms' test set: the figure a student distilled from it is compared with."""
     spec = teacher.check()
-    data = with_negatives(load_yolo_folder(test_info["path"]), test_info["negatives_path"])
-    det = Detector(spec, teacher.path, threads=1, conf=cfg.eval.conf, iou=cfg.eval.iou, classes=[spec.person_class])
     t0 = time.perf_counter()
-    scores = model_accuracy(det, data, cfg.eval.conf, "teacher", progress)
+    metrics = score_model_file(spec, teacher.path, cfg, "teacher", progress)
     out = {"path": str(teacher.path), "imgsz": list(spec.imgsz), "format": spec.format, "precision": spec.precision,
-           "metrics": {k: scores.get(k) for k in METRIC_KEYS}, "seconds": round(time.perf_counter() - t0, 1)}
-    console.print(f"teacher {teacher.path.name} @{spec.imgsz[0]}: mAP50 {scores['map50']:.3f}  "
-                  f"mAP50-95 {scores['map50_95']:.3f}")
+           "metrics": metrics, "seconds": round(time.perf_counter() - t0, 1)}
+    console.print(f"teacher {teacher.path.name} @{spec.imgsz[0]}: mAP50 {metrics['map50']:.3f}  "
+                  f"mAP50-95 {metrics['map50_95']:.3f}")
+    return out
+
+
+def score_rounds(m: Any, rounds: list[dict[str, Any]], split: ExperimentSplit, cfg: PipelineConfig,
+                 progress: bool) -> list[dict[str, Any]]:
+    """Each self-training round's labels (against the real labels of the training frames) and detector (on
+    the test set, exported to FP32 ONNX and scored like the arm's verify row)."""
+    from export.onnx_export import export_onnx
+
+    imgsz = int(m.stage("train")["params"]["detector_imgsz"])
+    out = []
+    with tempfile.TemporaryDirectory(dir=m.run_dir) as tmp:
+        for r in rounds:
+            k = r["round"]
+            labels_dir = None if k == 0 else m.output("train", "self-training") / f"round-{k}" / "labels"
+            what = ("the scene's pseudo-labels" if k == 0 else f"round {k}'s relabelled frames") + \
+                " of training frames against their real labels, IoU 0.5"
+            onnx = Path(tmp) / f"round-{k}.onnx"
+            spec = export_onnx(m.output("train", f"detector-round-{k}.pt"), onnx, task="detect", imgsz=imgsz)
+            out.append({"round": k, "epochs": r["epochs"],
+                        "labels": pseudo_label_quality(m.run_dir / "scene", split, labels_dir, what),
+                        "detector": score_model_file(spec, onnx, cfg, f"round {k}", progress)})
     return out
 
 
@@ -220,6 +250,12 @@ def run_experiment(cfg: ExperimentConfig, *, force: bool = False, progress: bool
         doc["arms"].append(result)
         write_report(doc, exp)
     doc["pseudo_labels"] = pseudo_label_quality(exp / "scene-base" / "scene", split)
+    for result in doc["arms"]:  # after every arm: scoring a round's labels reads the training frames' labels
+        m = Manifest.load(result["run_dir"]) if result["status"] == "ok" else None
+        rounds = m.stage("train")["summary"].get("self_training") or [] if m else []
+        if m is not None and len(rounds) > 1:
+            console.rule(f"[bold]self-training rounds of arm {result['arm']}")
+            result["self_training"] = score_rounds(m, rounds, split, eval_cfg, progress)
     if teacher is not None:
         doc["pseudo_labels_teacher"] = pseudo_label_quality(exp / "scene-teacher" / "scene", split)
     doc["complete"] = True

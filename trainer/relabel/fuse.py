@@ -9,6 +9,8 @@ teacher's tighter box.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from edge.eval.coco import iou_matrix
@@ -28,3 +30,21 @@ def fuse_boxes(teacher: np.ndarray, candidates: np.ndarray, finder: np.ndarray, 
     if len(cover):
         finder = finder[iou_matrix(finder, cover).max(axis=1) < COVER_IOU]
     return np.concatenate([teacher, finder])
+
+
+AGREE_IOU = 0.5
+
+
+def agreement(a: list[np.ndarray], b: list[np.ndarray], name_a: str, name_b: str) -> dict[str, Any]:
+    """How many of a's boxes b also has (IoU >= 0.5), and the other way round, over the same frames: two
+    labellers' agreement, a check of the labels that needs no real label."""
+    hit_a = hit_b = n_a = n_b = 0
+    for x, y in zip(a, b, strict=True):
+        n_a, n_b = n_a + len(x), n_b + len(y)
+        if len(x) and len(y):
+            m = iou_matrix(x, y) >= AGREE_IOU
+            hit_a += int(m.any(axis=1).sum())
+            hit_b += int(m.any(axis=0).sum())
+    return {f"{name_a}_boxes": n_a, f"{name_b}_boxes": n_b,
+            f"{name_a}_boxes_{name_b}_confirms": round(hit_a / n_a, 3) if n_a else None,
+            f"{name_b}_boxes_{name_a}_also_found": round(hit_b / n_b, 3) if n_b else None}

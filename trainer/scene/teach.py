@@ -10,28 +10,10 @@ from typing import Any
 
 import numpy as np
 
-from edge.eval.coco import iou_matrix
 from edge.types import Detections
-from trainer.relabel.fuse import fuse_boxes
+from trainer.relabel.fuse import agreement, fuse_boxes
 from trainer.relabel.teacher import Teacher, TeacherParams
 from trainer.relabel.tracks import LINKABLE_MIN, link_boxes, linkable_share, threshold_only
-
-AGREE_IOU = 0.5
-
-
-def _agreement(a: list[np.ndarray], b: list[np.ndarray]) -> dict[str, Any]:
-    """How many of a's boxes b also has (IoU >= 0.5), and the other way round: the two labellers'
-    agreement, a check of the scene's own evidence that needs no real label."""
-    hit_a = hit_b = n_a = n_b = 0
-    for x, y in zip(a, b, strict=True):
-        n_a, n_b = n_a + len(x), n_b + len(y)
-        if len(x) and len(y):
-            m = iou_matrix(x, y) >= AGREE_IOU
-            hit_a += int(m.any(axis=1).sum())
-            hit_b += int(m.any(axis=0).sum())
-    return {"finder_boxes": n_a, "teacher_boxes": n_b,
-            "finder_boxes_teacher_confirms": round(hit_a / n_a, 3) if n_a else None,
-            "teacher_boxes_finder_also_found": round(hit_b / n_b, 3) if n_b else None}
 
 
 class TeacherScan:
@@ -68,7 +50,8 @@ class TeacherScan:
         summary = {"teacher": self.teacher.describe(), "labels": how, "linkable_share": round(share, 3),
                    "fuse": self.mode, "fuse_reason": why, "scan_frames": len(self.frames), "tracking": linked.stats,
                    "label_boxes": sum(len(b) for b in out.values()), "label_boxes_from_teacher": n_teacher,
-                   "agreement": _agreement([self.finder[i] for i, _, _ in rows], [b for _, b, _ in rows])}
+                   "agreement": agreement([self.finder[i] for i, _, _ in rows], [b for _, b, _ in rows],
+                                        "finder", "teacher")}
         return out, summary
 
     def _fuse_mode(self, n_teacher: int, n_finder: int) -> tuple[str, str]:

@@ -31,7 +31,7 @@ pipeline:
            max_cutouts: 60}}
   compose: {{n_images: 48, cls_size: 32}}  # export calibrates on >= 32 train images
   train: {{detector_epochs: 1, detector_imgsz: 64, classifier_epochs: 1, classifier_imgsz: 32, batch: 8,
-          workers: 0}}
+          workers: 0, self_training: {{rounds: 1, epochs: 1}}}}
   export: {{calibration_images: 32, verify_timing_frames: 2}}
 """
 
@@ -90,8 +90,28 @@ def test_tiny_experiment(tmp_path, monkeypatch):
         # Every arm was scored on the same real test folder, every test frame.
         assert verify["data"]["path"] == str((exp / "test").resolve()) and verify["data"]["frames"] == test["frames"]
         assert 0 <= arm["metrics"]["map50"] <= 1 and arm["leakage_check"]["passed"]
-        assert arm["train"] == {"epochs": 1, "imgsz": 64,  # identical hyper-parameters
+        # identical hyper-parameters; a self-training round adds its epoch where there are pseudo-labels
+        assert arm["train"] == {"epochs": 1 if name == "real" else 2, "imgsz": 64,
                                 "init": {"from": "scratch", "reason": "no teacher"}}
+    # Self-training: the real arm has no pseudo-label to relabel; the others score each round's labels on the
+    # real labels of the training frames and its detector on the test set, the last round like the verify row.
+    assert "self_training" not in arms["real"]
+    real_rounds = Manifest.load(exp / "arms" / "real").stage("train")["summary"]["self_training"]
+    assert "no pseudo-labelled real frame" in real_rounds[0]["self_training_skipped"]
+    for name in ("label-free", "hybrid-50"):
+        rounds = arms[name]["self_training"]
+        assert [r["round"] for r in rounds] == [0, 1]
+        assert rounds[1]["detector"]["map50_95"] == pytest.approx(arms[name]["metrics"]["map50_95"], abs=1e-9)
+        assert rounds[0]["labels"]["precision"] == pytest.approx(doc["pseudo_labels"]["precision"])
+        assert rounds[1]["labels"]["frames"] > 0 and "round 1" in rounds[1]["labels"]["what"]
+        assert f"Self-training rounds of arm {name}" in md
+        m = Manifest.load(exp / "arms" / name)
+        relabel = m.stage("train")["summary"]["self_training"][1]["relabel"]
+        assert relabel["boxes_before"] > 0 and relabel["fuse"] == "union"
+        kept = list((m.output("train", "self-training") / "round-1" / "labels").iterdir())
+        assert len(kept) == rounds[1]["labels"]["frames"]
+        for k in (0, 1):
+            m.output("train", f"detector-round-{k}.pt")  # recorded with its sha256
     # The real arm's import split is the experiment's split.
     imp = json.loads((exp / "arms" / "real" / "compose" / "import.json").read_text())
     assert imp["splits"]["test"] == split["splits"]["test"] and not test_names & set(imp["splits"]["train"])
