@@ -15,6 +15,7 @@ from edge.config_errors import load_yaml_config
 from edge.errors import CctvkitError, run_command
 from edge.manifest import Manifest
 from trainer import pipeline
+from trainer.budget import after_training_reserve
 from trainer.config import PipelineConfig, quick_config
 from trainer.relabel.teacher import TeacherFile
 
@@ -42,11 +43,19 @@ def cmd_demo(args: argparse.Namespace) -> int:
     final = runs_dir / args.name
     if final.exists() and not args.force:
         raise CctvkitError("run directory already exists", final, "pass --name NEW or --force to replace it")
+    t_start = time.perf_counter()
+    budget = _demo_budget(args, cfg)  # too small for one epoch: said now, before any stage runs
     video = resolve_demo_video(Path(args.video) if args.video else None)
     labels = _labels_dir(args)
     teacher = _teacher(args)
     progress = not args.no_progress
-    t_start = time.perf_counter()
+
+    def train() -> dict:
+        if budget is not None:
+            left = budget - (time.perf_counter() - t_start) - after_training_reserve(budget)
+            cfg.train = cfg.train.model_copy(update={"time_budget": f"{max(left, 1):.0f}s"})
+            console.print(f"budget: {left:.0f} s of {args.budget} left for training")
+        return pipeline.run_train(manifest, cfg, progress)
     # The run is built in a temp folder beside its final name and renamed only when every stage is done,
     # so runs/<name> never looks complete when it is not.
     with atomic_dir(final) as tmp:
@@ -55,7 +64,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         stage_calls = [
             ("scene", lambda: _scene_then_labels(manifest, video, cfg, labels, progress, teacher)),
             ("compose", lambda: pipeline.run_compose(manifest, cfg, progress)),
-            ("train", lambda: pipeline.run_train(manifest, cfg, progress)),
+            ("train", train),
             ("export", lambda: pipeline.run_export(manifest, cfg, progress)),
             ("bench", lambda: pipeline.run_eval(manifest, cfg, progress)),
         ]
@@ -76,6 +85,17 @@ def cmd_demo(args: argparse.Namespace) -> int:
     if check_failed is not None:
         raise ExportCheckFailed(str(check_failed).replace(str(Path(tmp).resolve()), str(final.resolve())))
     return 0
+
+
+def _demo_budget(args: argparse.Namespace, cfg: PipelineConfig) -> float | None:
+    """--budget in seconds, checked against this machine's speed with the composed set's expected size."""
+    if not args.budget:
+        return None
+    from trainer.budget import check_demo_budget, parse_budget
+
+    total = parse_budget(args.budget)
+    check_demo_budget(total, cfg)
+    return total
 
 
 def _labels_dir(args: argparse.Namespace) -> Path | None:
@@ -203,6 +223,8 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--name", default="demo", help="run name: outputs go to <runs-dir>/<name>/")
     demo.add_argument("--runs-dir", default="runs")
     demo.add_argument("--force", action="store_true", help="replace an existing run of that name")
+    demo.add_argument("--budget", metavar="DURATION", help="wall-clock budget for the whole demo (15m, 1h30m): "
+                      "the training gets what scene and compose leave, sized to this machine (trainer/budget.py)")
     _common(demo)
     demo.set_defaults(func=cmd_demo)
 

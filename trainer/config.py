@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from edge.errors import CctvkitError
 from trainer.compose.params import ComposeParams
 from trainer.relabel.selftrain import SelfTrainParams
 from trainer.scene.params import SceneParams
@@ -39,6 +40,21 @@ class TrainParams(Strict):
     detector_arch: Literal["yolo11n", "yolov8n"] = "yolo11n"
     # After the first detector: relabel the real frames with it and train again (trainer/relabel/selftrain.py).
     self_training: SelfTrainParams = SelfTrainParams()
+    # Wall-clock seconds for the whole train stage ("15m", "1h30m"); epochs then follow the machine's speed
+    # (trainer/budget.py) and self-training rounds that would not get one epoch are dropped. None: epochs.
+    time_budget: str | None = None
+
+    @field_validator("time_budget")
+    @classmethod
+    def _duration(cls, v: str | None) -> str | None:
+        from trainer.budget import parse_budget
+
+        if v is not None:
+            try:
+                parse_budget(v, "time_budget")
+            except CctvkitError as e:
+                raise ValueError(e.args[0]) from None
+        return v
 
 
 class ExportParams(Strict):

@@ -108,19 +108,24 @@ def run_train(manifest: Manifest, cfg: PipelineConfig, progress: bool = True) ->
     device = resolve_device(p.device)
 
     def body(out: Path) -> dict[str, Any]:
+        plan = _time_plan(p, detect_dir, classify_dir, device)  # before any training: "too small" at once
+        st = p.self_training if plan is None else p.self_training.model_copy(
+            update={"rounds": len(plan.detector_rounds) - 1})
         init = _student_init(manifest, p.init, out / "init-from-teacher.pt", p.detector_arch)
 
-        def train(data_yaml: Path, weights: Path | None, epochs: int) -> Any:
+        def train(data_yaml: Path, weights: Path | None, epochs: int, k: int = 0) -> Any:
+            budget = {"time": plan.detector_rounds[k] / 3600} if plan else None
             return train_detector(data_yaml, out, epochs=epochs, imgsz=p.detector_imgsz, batch=p.batch,
                                   device=device, workers=p.workers, seed=p.seed, progress=progress,
-                                  weights=weights, names=init.get("names"), arch=p.detector_arch)
+                                  weights=weights, names=init.get("names"), arch=p.detector_arch, overrides=budget)
 
         det = train(detect_dir / "data.yaml", init.get("path"), p.detector_epochs)
         (out / "init-from-teacher.pt").unlink(missing_ok=True)  # 10 MB the later stages never read
-        det, rounds = self_train(det, detect_dir.parent, out, p.self_training, train, imgsz=p.detector_imgsz,
+        det, rounds = self_train(det, detect_dir.parent, out, st, train, imgsz=p.detector_imgsz,
                                  epochs=p.detector_epochs, device=device, progress=progress)
         cls = train_classifier(classify_dir, out, epochs=p.classifier_epochs, imgsz=p.classifier_imgsz,
-                               batch=p.batch, device=device, workers=p.workers, seed=p.seed, progress=progress)
+                               batch=p.batch, device=device, workers=p.workers, seed=p.seed, progress=progress,
+                               overrides={"time": plan.classifier / 3600} if plan else None)
         # Ultralytics' own work folders are large and hold nothing the later stages read; keep the plots.
         plots = out / "plots"
         plots.mkdir()
@@ -135,7 +140,7 @@ def run_train(manifest: Manifest, cfg: PipelineConfig, progress: bool = True) ->
                                   "imgsz": cls.imgsz},
                    "device": device, "metrics_note": "Ultralytics val on the composed val split",
                    "detector_init": {k: v for k, v in init.items() if k not in ("path", "names")},
-                   "self_training": rounds}
+                   "self_training": rounds, "time_budget": plan.describe() if plan else None}
         outputs = {"detector.pt": det.weights, "classifier.pt": cls.weights, "plots": plots}
         if len(rounds) > 1:
             outputs["self-training"] = out / "self-training"
@@ -145,6 +150,21 @@ def run_train(manifest: Manifest, cfg: PipelineConfig, progress: bool = True) ->
                 "outputs": outputs, "summary": summary}
 
     return _timed_stage(manifest, "train", body)
+
+
+def _time_plan(p: Any, detect_dir: Path, classify_dir: Path, device: str) -> Any:
+    """train.time_budget split over the trainings (trainer/budget.py), or None for plain epochs."""
+    if p.time_budget is None:
+        return None
+    from edge.formats.yolo import list_images
+    from trainer.budget import parse_budget, plan_training, step_seconds
+
+    n_cls = sum(len(list_images(d)) for d in (classify_dir / "train").iterdir() if d.is_dir())
+    return plan_training(parse_budget(p.time_budget, "train.time_budget"), rounds=p.self_training.rounds,
+                         det_images=len(list_images(detect_dir / "images" / "train")), cls_images=n_cls,
+                         det_step=step_seconds(p.detector_arch, p.detector_imgsz, p.batch, device),
+                         cls_step=step_seconds("yolo11n", p.classifier_imgsz, p.batch, device, task="classify"),
+                         batch=p.batch, where="train.time_budget")
 
 
 def _student_init(manifest: Manifest, mode: str, path: Path, arch: str = "yolo11n") -> dict[str, Any]:

@@ -201,6 +201,12 @@ def _run(
     return model, metrics, time.perf_counter() - t0
 
 
+def _epochs_trained(model: Any, asked: int) -> int:
+    """The epochs Ultralytics ran: `asked`, unless a time budget (its `time` argument) re-planned them."""
+    epoch = getattr(getattr(model, "trainer", None), "epoch", None)
+    return int(epoch) + 1 if isinstance(epoch, int) else int(asked)
+
+
 def _plots(save_dir: Path) -> list[Path]:
     return sorted(save_dir.glob("*.png"))
 
@@ -263,7 +269,7 @@ def train_detector(
             "recall": float(rd["metrics/recall(B)"]),
         },
         seconds=seconds,
-        epochs=int(epochs),
+        epochs=_epochs_trained(model, epochs),
         imgsz=int(imgsz),
         plots=_plots(save_dir),
         save_dir=save_dir,
@@ -314,7 +320,7 @@ def train_classifier(
         weights=_copy_atomic(best, out_dir / "classifier.pt"),
         metrics={"top1": float(metrics.top1)},
         seconds=seconds,
-        epochs=int(epochs),
+        epochs=_epochs_trained(model, epochs),
         imgsz=int(imgsz),
         plots=_plots(save_dir),
         save_dir=save_dir,

@@ -23,8 +23,9 @@ STILL = (100.0, 20.0, 120.0, 80.0)  # someone standing still: the motion finder 
 
 
 def test_union_keeps_a_previous_label_the_detector_does_not_cover_and_adds_what_it_finds():
-    # Frame 0: the detector finds the walker and the person standing still; frame 1: only a weak box.
-    d = [dets((*PERSON, 0.9), (*STILL, 0.8)), dets((200, 10, 220, 70, 0.15))]
+    # Frame 0: the detector finds the walker and the person standing still; frame 1: only a weak box, over
+    # the previous label: not sure enough to be a label, nor evidence against the previous one.
+    d = [dets((*PERSON, 0.9), (*STILL, 0.8)), dets((301, 12, 321, 72, 0.15))]
     prior = [np.asarray([PERSON], np.float32), np.asarray([(300, 10, 320, 70)], np.float32)]
     labels, info = relabel(d, prior, SelfTrainParams(rounds=1, track=False))
     assert len(labels[0]) == 2  # the walker once (the detector's box), the still person added
