@@ -52,7 +52,7 @@ def run_scene(manifest: Manifest, video: Path, cfg: PipelineConfig, progress: bo
         write_frame_keys(video, summary, out / "frame_keys.json")
         outputs = {name: out / name for name in ("plate.png", "walkable.png", "perspective.json", "cutouts.json",
                                                    "cutouts", "frames", "holdout", "scene.json", "frame_keys.json",
-                                                   "plates")}
+                                                   "plates", "distractors", "distractors.json")}
         return {"params": cfg.scene.model_dump(), "outputs": outputs, "external_inputs": ext, "summary": summary}
 
     return _timed_stage(manifest, "scene", body)
@@ -86,8 +86,10 @@ def run_compose(manifest: Manifest, cfg: PipelineConfig, progress: bool = True) 
     from trainer.compose.compositor import compose_dataset
 
     scene_dir = manifest.run_dir / "scene"
+    recorded = manifest.stage("scene")["outputs"]  # distractors: not in scene stages of older runs
+    optional = [k for k in ("distractors", "distractors.json") if k in recorded]
     inputs = {k: manifest.output("scene", k) for k in ("plate.png", "walkable.png", "perspective.json", "cutouts",
-                                                        "cutouts.json", "frames", "plates", "scene.json")}
+                                                        "cutouts.json", "frames", "plates", "scene.json", *optional)}
 
     def body(out: Path) -> dict[str, Any]:
         summary = compose_dataset(scene_dir, out, cfg.compose, progress=progress)

@@ -74,7 +74,21 @@ def score_detections(
         "eval_frames": len(preds),
         "n_gt": int(truth_counts.sum()),
         **presence_metrics(present, truth),
+        **false_alarms(negatives, conf),
     }
+
+
+ALARM_FPS = 5.0  # frames analysed per second when a rate per hour is quoted: Frigate's default detect fps
+
+
+def false_alarms(negatives: Sequence[Detections], conf: float) -> dict[str, Any]:
+    """On person-free frames: the share with any box at conf (each one a false "person" alarm), and that
+    rate per hour of person-free footage analysed at ALARM_FPS. None without person-free frames."""
+    if not len(negatives):
+        return {"negative_frames": 0, "false_alarm_rate": None, "false_alarms_per_hour": None}
+    rate = float(np.mean([bool((n.scores >= conf).any()) for n in negatives]))
+    return {"negative_frames": len(negatives), "false_alarm_rate": rate,
+            "false_alarms_per_hour": rate * ALARM_FPS * 3600}
 
 
 def score_classifier(verdicts: Sequence[bool] | np.ndarray, truth: Sequence[bool] | np.ndarray) -> dict[str, Any]:

@@ -39,6 +39,10 @@ def test_box_scores_count_and_presence_at_the_threshold():
     assert r["presence_counts"] == {"tp": 2, "fp": 1, "fn": 1, "tn": 1}
     assert r["presence_f1"] == pytest.approx(2 / 3) and r["presence_frames"] == 5
     assert r["eval_frames"] == 3 and r["n_gt"] == 4
+    # false alarms: 1 of the 2 person-free frames has a box at conf; per hour analysed at 5 frames/s
+    assert r["negative_frames"] == 2 and r["false_alarm_rate"] == 0.5 and r["false_alarms_per_hour"] == 9000
+    assert score_detections(preds, gts, conf=0.8, negatives=[dets([far], [0.7])])["false_alarm_rate"] == 0.0
+    assert score_detections(preds, gts)["false_alarms_per_hour"] is None  # no person-free frame: no rate
     # mAP uses the whole curve: the 0.2 hit counts there (AP50 above what a cut at conf gives)
     cut = score_detections([p.filter(p.scores >= 0.25) for p in preds], gts, conf=0.25)
     assert r["map50"] > cut["map50"] and cut["box_precision"] == r["box_precision"]

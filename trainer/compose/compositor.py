@@ -40,6 +40,7 @@ from trainer.compose.placement import FootSampler, plan_persons, render_cutout
 from trainer.compose.preview import contact_sheet
 from trainer.compose.scene import RealFrame, Scene, load_scene
 from trainer.compose.split import split_by_time
+from trainer.scene.distractors import paste
 
 SPLITS = ("train", "val")
 SPLIT_CODE = {"train": 1, "val": 2}
@@ -48,6 +49,7 @@ PLAN_ATTEMPTS = 3  # a composed image whose every person got rejected is re-plan
 CLS_JPEG_QUALITY = 95
 EXTRA_NEGATIVE_BASE = 1_000_000  # index offset of classifier-only negatives: their seeds never meet images'
 PLATE_STREAM = 0x91A7E  # the plate choice draws from its own generator: one plate gives the same images as ever
+DISTRACTOR_STREAM = 0xD157  # so does the hard-negative choice: a scene without distractors composes as before
 
 
 @dataclass(frozen=True)
@@ -66,6 +68,9 @@ class Job:
 
     def plate_rng(self, seed: int) -> np.random.Generator:
         return np.random.default_rng([seed, SPLIT_CODE[self.split], self.index, PLATE_STREAM])
+
+    def distractor_rng(self, seed: int) -> np.random.Generator:
+        return np.random.default_rng([seed, SPLIT_CODE[self.split], self.index, DISTRACTOR_STREAM])
 
 
 @contextlib.contextmanager
@@ -121,6 +126,14 @@ class _Composer:
         k = int(job.plate_rng(self.p.seed).choice(len(self.plates), p=self.plate_p))
         return k, self.plates[k].image, {"plate": self.plates[k].file}
 
+    def _distract(self, job: Job, img: np.ndarray) -> tuple[np.ndarray, dict[str, Any]]:
+        """With probability distractor_prob, one of the scene's non-person motions at its own place."""
+        rng = job.distractor_rng(self.p.seed)
+        if not self.scene.distractors or rng.random() >= self.p.distractor_prob:
+            return img, {}
+        d = self.scene.distractors[int(rng.integers(len(self.scene.distractors)))]
+        return paste(img, d), {"distractor": d["file"]}
+
     def _place(self, rng: np.random.Generator, pool: np.ndarray) -> tuple[list, list[bool], list]:
         p, sc = self.p, self.scene
         for _ in range(PLAN_ATTEMPTS):
@@ -150,7 +163,7 @@ class _Composer:
         rng = job.rng(p.seed)
         plan, keep, rendered = self._place(rng, self.pools[job.split])
         k, plate, plate_rec = self._plate(job)
-        img = plate.copy()
+        img, distractor = self._distract(job, plate.copy())  # under the persons: they may hide it
         layers: list[Layer] = []
         persons: list[dict[str, Any]] = []
         for q, kept, (rgba, xy) in zip(plan, keep, rendered, strict=True):
@@ -188,13 +201,14 @@ class _Composer:
         jitter = sample_jitter(rng, p.jitter)
         img = apply_jitter(img, jitter, self.noise)
         xyxy = np.asarray(boxes, np.float32).reshape(-1, 4)
-        return img, xyxy, {**plate_rec, "jitter": jitter, "persons": persons}
+        return img, xyxy, {**plate_rec, **distractor, "jitter": jitter, "persons": persons}
 
     def negative(self, job: Job) -> tuple[np.ndarray, dict[str, Any]]:
         """An empty-scene image: a segment's plate (drawn by segment length, as for composites), jittered."""
         jitter = sample_jitter(job.rng(self.p.seed), self.p.jitter)
         _, plate, plate_rec = self._plate(job)
-        return apply_jitter(plate, jitter, self.noise), {**plate_rec, "jitter": jitter}
+        img, distractor = self._distract(job, plate)
+        return apply_jitter(img, jitter, self.noise), {**plate_rec, **distractor, "jitter": jitter}
 
 
 def _encode(img: np.ndarray, quality: int, path: Path) -> None:
@@ -332,6 +346,7 @@ def compose_dataset(
     }
     return {
         "images": len(jobs),
+        "distractors_pasted": sum(1 for r in records if r.get("distractor")),
         "counts": counts,
         "persons_labelled": n_labelled,
         "persons_dropped": n_dropped,

@@ -60,6 +60,8 @@ class ComposeParams(_Strict):
     val_fraction: float = Field(0.2, gt=0, lt=0.9)
     negative_fraction: float = Field(0.15, ge=0, lt=1, description="empty plates with jitter")
     real_fraction: float = Field(0.2, ge=0, lt=1, description="real pseudo-labelled frames from scene/frames")
+    distractor_prob: float = Field(0.3, ge=0, le=1, description="share of composed and empty images that get "
+                                   "one of the scene's non-person motions (hard negatives, no label)")
     persons_per_image: tuple[int, int] = (1, 8)
     scale_jitter: tuple[float, float] = (0.9, 1.1)  # times the perspective height
     blend: str = "feather"  # a name in trainer.compose.blend.BLENDS

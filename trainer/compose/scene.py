@@ -16,6 +16,7 @@ import numpy as np
 
 from edge.errors import CctvkitError
 from edge.formats.yolo import IMAGE_SUFFIXES
+from trainer.scene.distractors import load_distractors
 from trainer.scene.perspective import Perspective
 
 FIX = "re-run the scene stage (`trainer scene`) to write a complete scene folder"
@@ -60,6 +61,8 @@ class Scene:
     skipped_cutouts: list[str]  # empty alpha or too small: listed in the summary, not an error
     # One per scene segment; a scene folder without segments (older ones, hand-made ones) has just plate.png.
     plates: list[ScenePlate] = field(default_factory=list)
+    # Hard negatives (trainer/scene/distractors.py): records with their RGBA; none in older scene folders.
+    distractors: list[dict] = field(default_factory=list)
 
     def plate_for_frame(self, frame: int) -> np.ndarray:
         """The plate of the segment a training frame belongs to (plate.png when none holds it)."""
@@ -216,4 +219,5 @@ def load_scene(scene_dir: str | Path) -> Scene:
     plates = _load_plates(root, plate)
     probe = Scene(root, plate, walkable, perspective, [], [], [], plates)
     cutouts, skipped = _load_cutouts(root, probe.plate_for_frame)
-    return Scene(root, plate, walkable, perspective, cutouts, _list_real(root), skipped, plates)
+    return Scene(root, plate, walkable, perspective, cutouts, _list_real(root), skipped, plates,
+                 load_distractors(root))

@@ -40,8 +40,9 @@ def render_md(doc: dict[str, Any]) -> str:
         f"Every arm: detector {p['detector_epochs']} epochs at {p['detector_imgsz']} px, batch {p['batch']}, "
         f"seed {p['seed']} (budget `{doc['budget']}`). Scored by {doc['evaluation']}.",
         "",
-        "| arm | training data | train images | mAP50 | × real | mAP50-95 | × real | P | R | count MAE | seconds |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| arm | training data | train images | mAP50 | × real | mAP50-95 | × real | P | R | count MAE | "
+        "false alarms / h | seconds |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     real = next((a["metrics"] for a in doc["arms"] if a["arm"] == "real" and a["status"] == "ok"), None)
 
@@ -54,20 +55,20 @@ def render_md(doc: dict[str, Any]) -> str:
         if a["status"] != "ok":
             failed.append(a)
             lines.append(f"| {a['arm']} | {a.get('description', '-')} | {a.get('train_images', '-')} | "
-                         "failed | | | | | | | |")
+                         "failed | | | | | | | | |")
             continue
         m = a["metrics"]
         lines.append(f"| {a['arm']} | {a['description']} | {a['train_images']} | {_f(m['map50'])} | "
                      f"{vs_real(m, 'map50')} | {_f(m['map50_95'])} | {vs_real(m, 'map50_95')} | "
                      f"{_f(m['box_precision'])} | {_f(m['box_recall'])} | "
-                     f"{_f(m.get('count_mae'), 2)} | {a['seconds']:.0f} |")
+                     f"{_f(m.get('count_mae'), 2)} | {_f(m.get('false_alarms_per_hour'), 0)} | {a['seconds']:.0f} |")
     t = doc.get("teacher_model")
     if t:
         m = t["metrics"]
         lines.append(f"| teacher itself | `{Path(t['path']).name}` at {t['imgsz'][0]} px ({t['precision']}), not "
                      f"trained here | - | {_f(m['map50'])} | {vs_real(m, 'map50')} | {_f(m['map50_95'])} | "
                      f"{vs_real(m, 'map50_95')} | {_f(m['box_precision'])} | {_f(m['box_recall'])} | "
-                     f"{_f(m.get('count_mae'), 2)} | {t['seconds']:.0f} |")
+                     f"{_f(m.get('count_mae'), 2)} | {_f(m.get('false_alarms_per_hour'), 0)} | {t['seconds']:.0f} |")
     if not doc.get("complete"):
         lines += ["", "_The experiment is still running (or stopped): arms below the last row are missing._"]
     for a in failed:
@@ -87,7 +88,10 @@ def render_md(doc: dict[str, Any]) -> str:
     lines += ["", "Notes:", f"- {doc['shared']}.",
               "- seconds: the arm's stages (shared ones counted in every arm that uses them) + the verification.",
               "- P / R: box precision / recall at the verification's conf; count MAE: mean |predicted - true| "
-              "persons per frame.", *notes, ""]
+              "persons per frame.",
+              "- false alarms / h: the share of the test set's person-free frames with any box at that conf, per "
+              "hour of person-free footage analysed at 5 frames/s (Frigate's default detect rate); - when the test "
+              "set has no person-free frame.", *notes, ""]
     return "\n".join(lines)
 
 

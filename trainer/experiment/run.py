@@ -43,7 +43,8 @@ from .split import (
 
 console = Console(stderr=True)
 DETECTOR = "detector-onnx-fp32"  # the arm's result: FP32 ONNX through the edge runtime
-METRIC_KEYS = ("map50", "map50_95", "box_precision", "box_recall", "box_f1", "presence_f1", "count_mae")
+METRIC_KEYS = ("map50", "map50_95", "box_precision", "box_recall", "box_f1", "presence_f1", "count_mae",
+               "negative_frames", "false_alarm_rate", "false_alarms_per_hour")
 
 
 def evaluation_config(pipe: PipelineConfig, test_info: dict[str, Any]) -> PipelineConfig:

@@ -45,6 +45,8 @@ class SceneParams(BaseModel):
     scan_stride: int = Field(3, ge=1, description="consecutive frames are near duplicates; take every k-th")
     train_frames: int = Field(150, ge=1, description="at most this many pseudo-labelled training frames")
     max_cutouts: int = Field(300, ge=0)
+    # Hard negatives: moving non-person blobs kept for compose (trainer/scene/distractors.py); 0: none.
+    max_distractors: int = Field(60, ge=0)
     min_cutout_px: int = Field(40, ge=8, description="shorter people are not cut out (lowered to 3/4 of the "
                                "typical person height when everyone is smaller)")
     # Foreground: |frame - plate| in Lab after a global gain correction, per-pixel thresholds.

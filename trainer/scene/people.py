@@ -53,6 +53,9 @@ class PersonFinder:
         self.perspective = perspective
         self.width_ratio = width_ratio
         self.h, self.w = plate.image.shape[:2]
+        # Motion the last find() judged not to be people (box, why, its foreground mask in the box): vehicles,
+        # light changes; kept for hard negatives (trainer/scene/distractors.py).
+        self.rejected: list[tuple[np.ndarray, str, np.ndarray]] = []
         self.hog: cv2.HOGDescriptor | None = None
         if params.hog:
             self.hog = cv2.HOGDescriptor()
@@ -64,6 +67,7 @@ class PersonFinder:
 
     def find_with_mask(self, frame: np.ndarray, frame_index: int = -1) -> tuple[list[PersonObservation], np.ndarray]:
         fg = self.fg.mask(frame)
+        self.rejected = []
         n, labels, stats, _ = cv2.connectedComponentsWithStats(fg, connectivity=8)
         people: list[PersonObservation] = []
         for group in self._groups(stats[1:], offset=1):
@@ -154,11 +158,14 @@ class PersonFinder:
         if gh < self._min_height(oy + gh) * 0.9:
             return []
         exp = self.expected_height(oy + gh)
+        box = np.array([ox, oy, ox + gw, oy + gh], np.float32)
         if exp is not None and (gw > 6 * self.width_ratio * exp or gh > 2.5 * exp):
-            return []  # far bigger than a few people: a vehicle, a light change, a camera knock
+            self.rejected.append((box, "far bigger than a few people", gmask))
+            return []  # a vehicle, a light change, a camera knock
         hits = self._hog_hits(frame, gmask, ox, oy) if self.hog is not None else []
         if not hits and exp is not None and gw > 2.5 * self.width_ratio * exp:
-            return []  # wider than two people and HOG sees nobody: a vehicle, not a crowd
+            self.rejected.append((box, "wider than two people, HOG sees nobody", gmask))
+            return []  # a vehicle, not a crowd
         if len(hits) >= 2:
             split = [self._observation(m, ox, oy, s, "hog+fg") for m, s in self._split_by_hits(gmask, hits, ox, oy)]
             # Every piece must look like a person; a sliver means HOG saw one body twice (wide stride).

@@ -32,6 +32,7 @@ from trainer.relabel.teacher import Teacher
 from trainer.scene import evidence as ev
 from trainer.scene.anyscene import any_perspective_json, fit_any, row_model, size_of, width_ratio_any
 from trainer.scene.cutouts import is_clean, is_clean_any, make_cutout, save_cutouts, select_spread
+from trainer.scene.distractors import DistractorBank
 from trainer.scene.frames import VideoInfo, iter_frames, open_video, spread
 from trainer.scene.overview import draw_overview
 from trainer.scene.params import SceneParams
@@ -286,10 +287,13 @@ def build_scene(video: Path, out_dir: Path, params: SceneParams, progress: bool 
     label_idx = {scan_idx[k] for k in label_idx}
     scanned: list[PersonObservation] = []
     candidates = []
+    distractors = DistractorBank(params.max_distractors)
     n_train_boxes = 0
     with task_progress("scan training part", len(scan_idx), progress) as advance:
         for i, frame in iter_frames(video, scan_idx):
-            people = finders[segment_of(segments, i)].find(frame, i)
+            finder = finders[segment_of(segments, i)]
+            people = finder.find(frame, i)
+            distractors.see(i, frame, finder.rejected, _boxes(people))
             scanned.extend(people)
             if i in label_idx:
                 _write_labelled(out_dir, "frames", i, frame, _boxes(people), params.jpeg_quality)
@@ -323,6 +327,7 @@ def build_scene(video: Path, out_dir: Path, params: SceneParams, progress: bool 
     cutouts = select_spread(candidates, params.max_cutouts)
     records = save_cutouts(cutouts, out_dir)
     (out_dir / "cutouts.json").write_text(json.dumps(records, indent=1) + "\n")
+    distractor_summary = distractors.save(out_dir)
     _imwrite(out_dir / "overview.png", draw_overview(plate.image, walk, feet, inliers, persp, width_ratio,
                                                         "height" if size is None else "length"))
     t = lap("scene", t)
@@ -388,6 +393,7 @@ def build_scene(video: Path, out_dir: Path, params: SceneParams, progress: bool 
         "n_holdout_boxes": n_hold_boxes,
         "n_cutouts": len(records),
         "n_cutout_candidates": len(candidates),
+        "distractors": distractor_summary,
         "people_per_scanned_frame": round(len(scanned) / max(len(scan_idx), 1), 3),
         "detections_by_source": sources,
         "perspective": persp_doc,

@@ -54,7 +54,7 @@ def test_report_with_all_arm_kinds(tmp_path):
     files = write_report(doc, tmp_path)
     md = files["experiment.md"].read_text()
     assert "**7 frames** (6 with a person), **11 boxes**" in md and "`/x/test`" in md
-    assert "| hybrid-10 | hybrid-10 data | 10 | 0.500 | 0.62× | 0.250 | 0.62× | 0.500 | 0.400 | - | 5 |" in md
+    assert "| hybrid-10 | hybrid-10 data | 10 | 0.500 | 0.62× | 0.250 | 0.62× | 0.500 | 0.400 | - | - | 5 |" in md
     assert "| real | real data | 10 | 0.800 | 1.00× | 0.400 | 1.00× |" in md  # no count MAE yet
     assert "**hybrid-50 failed:** why" in md
     assert cv2.imread(str(files["experiment.png"])).shape[0] > 100
