@@ -293,13 +293,14 @@ def build_scene(video: Path, out_dir: Path, params: SceneParams, progress: bool 
         for i, frame in iter_frames(video, scan_idx):
             finder = finders[segment_of(segments, i)]
             people = finder.find(frame, i)
-            distractors.see(i, frame, finder.rejected, _boxes(people))
             scanned.extend(people)
             if i in label_idx:
                 _write_labelled(out_dir, "frames", i, frame, _boxes(people), params.jpeg_quality)
                 n_train_boxes += len(people)
             if taught is not None:
                 taught.see(i, frame, _boxes(people), i in label_idx)
+            # a blob a found person (or the teacher's) touches is no hard negative
+            distractors.see(i, frame, finder.rejected, _boxes(people) if taught is None else taught.also(people))
             candidates.extend(make_cutout(frame, p) for p in people if clean(p, people, frame.shape[:2]))
             advance()
     teacher_summary = None

@@ -31,6 +31,12 @@ class TeacherScan:
         if labelled:
             self.finder[index] = np.asarray(finder_boxes, np.float32).reshape(-1, 4)
 
+    def also(self, people: list) -> np.ndarray:
+        """The finder's boxes of the frame last seen plus the teacher's sure ones in it."""
+        own = np.asarray([p.box for p in people], np.float32).reshape(-1, 4)
+        d = self.dets[-1]
+        return np.concatenate([own, d.xyxy[d.scores >= self.p.conf]])
+
     def labels(self) -> tuple[dict[int, np.ndarray], dict[str, Any]]:
         """{frame index: label boxes} of the labelled frames, and what scene.json says about them."""
         p = self.p
