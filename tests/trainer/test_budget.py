@@ -65,7 +65,9 @@ def test_ultralytics_replans_the_epochs_to_the_time_it_is_given(tmp_path):
     from trainer.yolo.train import train_detector
 
     det_yaml = make_toy_detect_dataset(tmp_path / "data")
-    res = train_detector(det_yaml, tmp_path / "out", epochs=1, imgsz=64, batch=8, workers=0, progress=False,
-                         overrides={"time": 12 / 3600})
-    assert res.epochs > 1  # asked for 1; 12 s buy more on toy data, and the result says how many ran
-    assert res.seconds < 12 + 20  # stops on time (+ setup and the final validation)
+    res = train_detector(det_yaml, tmp_path / "out", epochs=200, imgsz=64, batch=8, workers=0, progress=False,
+                         overrides={"time": 10 / 3600})
+    # 200 toy epochs take minutes; 10 s buy a few, and the result says how many ran, not how many were asked
+    assert 1 <= res.epochs < 200
+    assert res.seconds < 10 + 60  # stopped on time (+ setup, the final validation, a slow epoch)
+    assert len((res.save_dir / "results.csv").read_text().splitlines()) - 1 == res.epochs

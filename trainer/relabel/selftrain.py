@@ -141,11 +141,13 @@ def self_train(first: Any, compose_dir: Path, out: Path, p: SelfTrainParams, tra
     TrainResult and one record per round (round 0 included)."""
     real = real_images(compose_dir)
     records = [_record(0, first, None)]
-    if p.rounds and not real:
+    if not p.rounds:
+        return first, records
+    if not real:
         records[0]["self_training_skipped"] = "no pseudo-labelled real frame in the data set to relabel"
         return first, records
     result = first
-    sizes = [cv2.imread(str(r.image), cv2.IMREAD_UNCHANGED).shape[:2] for r in real] if p.rounds else []
+    sizes = [cv2.imread(str(r.image), cv2.IMREAD_UNCHANGED).shape[:2] for r in real]
     prior = [_read_boxes(r.label, w, h) for r, (h, w) in zip(real, sizes, strict=True)]
     per_round = p.epochs or max(1, epochs // 2)
     for k in range(1, p.rounds + 1):
@@ -167,8 +169,7 @@ def self_train(first: Any, compose_dir: Path, out: Path, p: SelfTrainParams, tra
         result = train(data_yaml, prev, per_round, k)
         records.append(_record(k, result, info))
         prior = labels
-    if p.rounds:
-        shutil.copy2(result.weights, out / f"detector-round-{p.rounds}.pt")
+    shutil.copy2(result.weights, out / f"detector-round-{p.rounds}.pt")
     return result, records
 
 

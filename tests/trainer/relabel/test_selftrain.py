@@ -82,3 +82,21 @@ def test_the_round_data_set_relabels_only_the_pseudo_labelled_frames(tmp_path):
     assert (labels / "real-label__x.txt").read_text() == "0 .1 .1 .1 .1\n"  # a real label stays
     assert (yaml.parent / "images" / "train" / "c0.jpg").resolve() == (compose / "detect/images/train/c0.jpg").resolve()
     assert real_images(tmp_path / "imported") == []  # an imported (real-label) data set: nothing to relabel
+
+
+def test_no_rounds_is_the_first_detector_untouched(tmp_path):
+    from types import SimpleNamespace
+
+    from trainer.relabel.selftrain import self_train
+
+    compose = _compose(tmp_path / "compose")  # real frames there, but rounds: 0 (the default)
+    first = SimpleNamespace(weights=tmp_path / "detector.pt", epochs=4, seconds=1.0, metrics={"map50": 0.5})
+
+    def never(*a):
+        raise AssertionError("rounds: 0 trains nothing more")
+
+    result, records = self_train(first, compose, tmp_path, SelfTrainParams(), never, imgsz=64, epochs=4,
+                                 device="cpu")
+    assert result is first and records == [{"round": 0, "epochs": 4, "seconds": 1.0,
+                                            "val_on_pseudo_labels": {"map50": 0.5}}]
+    assert not (tmp_path / "self-training").exists()
