@@ -18,10 +18,11 @@ from typing import Any
 from edge.errors import CctvkitError
 
 _UNIT = {"h": 3600.0, "m": 60.0, "s": 1.0}
-# One epoch costs more than its training steps: data loading and augmentation, validation, checkpoints.
-# Measured on 2 CPU cores (yolo11n at 320, 1,060 images): steps 61 s of a 92 s epoch; the same ratio is
-# kept for a GPU, where loading is a larger share, so the estimate errs towards "too small".
-EPOCH_OVERHEAD = 1.5
+# An epoch = its training steps + data loading, validation, checkpoints. Measured (trainer demo --budget 15m,
+# vtest, 2 CPU cores, yolo11n at 320, 320 images): probe estimate 50 s of steps, real epochs 45.5 s with
+# validation (the probe's random batch runs slower than cached images). 1.0 keeps the estimate on the safe side.
+EPOCH_OVERHEAD = 1.0
+SETUP_SECONDS = 15.0  # per training on CPU: data set caching and the final validation, outside Ultralytics' `time`
 CLASSIFIER_SHARE = 0.15  # of a stage budget: the classifier's images are small and it converges fast
 SELF_TRAINING_SHARE = 0.4
 PROBE_BATCH = 4  # of the detector's time, split evenly over the self-training rounds
@@ -120,6 +121,7 @@ def _plan(budget: float, *, rounds: int, det_images: int, cls_images: int, det_s
     """Split a train stage's budget; a CctvkitError when a training's share is less than one epoch."""
     det_epoch = EPOCH_OVERHEAD * det_step * max(1, -(-det_images // batch))
     cls_epoch = EPOCH_OVERHEAD * cls_step * max(1, -(-cls_images // batch))
+    budget -= SETUP_SECONDS * (2 + rounds)
     cls_s = max(CLASSIFIER_SHARE * budget, cls_epoch)
     det_s = budget - cls_s
     round0 = det_s * (1 - SELF_TRAINING_SHARE) if rounds else det_s
@@ -128,7 +130,7 @@ def _plan(budget: float, *, rounds: int, det_images: int, cls_images: int, det_s
         det_min = det_epoch / (1 - SELF_TRAINING_SHARE if rounds else 1.0)
         if rounds:
             det_min = max(det_min, det_epoch * rounds / SELF_TRAINING_SHARE)
-        need = max(det_min / (1 - CLASSIFIER_SHARE), det_min + cls_epoch)
+        need = max(det_min / (1 - CLASSIFIER_SHARE), det_min + cls_epoch) + SETUP_SECONDS * (2 + rounds)
         more = f" (and {rounds} self-training round{'s' * (rounds > 1)} after it)" if rounds else ""
         raise CctvkitError(f"{where} leaves {fmt(max(det_s, 0))} for the detector's training{more}; one epoch of "
                            f"{det_images} images takes about {fmt(det_epoch)} here",

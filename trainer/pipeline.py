@@ -161,12 +161,14 @@ def _time_plan(p: Any, detect_dir: Path, classify_dir: Path, device: str) -> Any
     from edge.formats.yolo import list_images
     from trainer.budget import parse_budget, plan_training, step_seconds
 
+    t0 = time.perf_counter()
     n_cls = sum(len(list_images(d)) for d in (classify_dir / "train").iterdir() if d.is_dir())
-    return plan_training(parse_budget(p.time_budget, "train.time_budget"), rounds=p.self_training.rounds,
+    det_step = step_seconds(p.detector_arch, p.detector_imgsz, p.batch, device)
+    cls_step = step_seconds("yolo11n", p.classifier_imgsz, p.batch, device, task="classify")
+    budget = parse_budget(p.time_budget, "train.time_budget") - (time.perf_counter() - t0)  # the probe's own time
+    return plan_training(budget, rounds=p.self_training.rounds,
                          det_images=len(list_images(detect_dir / "images" / "train")), cls_images=n_cls,
-                         det_step=step_seconds(p.detector_arch, p.detector_imgsz, p.batch, device),
-                         cls_step=step_seconds("yolo11n", p.classifier_imgsz, p.batch, device, task="classify"),
-                         batch=p.batch, where="train.time_budget")
+                         det_step=det_step, cls_step=cls_step, batch=p.batch, where="train.time_budget")
 
 
 def _student_init(manifest: Manifest, mode: str, path: Path, arch: str = "yolo11n") -> dict[str, Any]:
