@@ -62,6 +62,8 @@ def copy_stage(src: Manifest, dst: Manifest, stage: str) -> None:
     for p in root.rglob("*"):
         if p.is_file():
             link_or_copy(p, dst.run_dir / stage / p.relative_to(root))
+        elif p.is_dir():  # an empty output folder is an output too (scene/distractors/ of a scene without any)
+            (dst.run_dir / stage / p.relative_to(root)).mkdir(parents=True, exist_ok=True)
     entry = copy.deepcopy(src.stage(stage))
     entry["summary"]["shared_from"] = str(src.run_dir)
     dst.data["stages"][stage] = entry
