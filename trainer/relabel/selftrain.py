@@ -33,7 +33,7 @@ from edge.atomic import atomic_write_text
 from edge.formats.yolo import format_yolo_labels, parse_yolo_labels, save_data_yaml
 from edge.types import Detections
 from trainer.relabel.fuse import agreement, fuse_boxes
-from trainer.relabel.tracks import LINKABLE_MIN, TrackParams, link_boxes, linkable_share, threshold_only
+from trainer.relabel.tracks import TrackParams, link_or_threshold
 
 
 class SelfTrainParams(BaseModel):
@@ -96,13 +96,7 @@ def predict_person(weights: Path, images: list[Path], imgsz: int, low_conf: floa
 
 def relabel(dets: list[Detections], prior: list[np.ndarray], p: SelfTrainParams) -> tuple[list[np.ndarray], dict]:
     """New labels of frames in time order from the detector's boxes and the previous labels."""
-    share = linkable_share(dets, p.conf, p.tracking.match_iou)
-    if p.track and share >= LINKABLE_MIN:
-        linked, how = link_boxes(dets, p.tracking), "tracked (trainer/relabel/tracks.py)"
-    else:
-        linked = threshold_only(dets, p.conf)
-        how = "threshold: tracking is off" if not p.track else (
-            f"threshold: only {share:.0%} of the detector's boxes overlap one in the next or previous frame")
+    linked, how, share = link_or_threshold(dets, p.conf, p.track, p.tracking, "the detector's")
     n_det, n_prior = sum(len(b) for b in linked.boxes), sum(len(b) for b in prior)
     mode = p.fuse
     if mode == "auto":

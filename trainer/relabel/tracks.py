@@ -166,3 +166,16 @@ def linkable_share(dets: list[Detections], conf: float, iou: float) -> float:
 
 
 LINKABLE_MIN = 0.5
+
+
+def link_or_threshold(dets: list[Detections], conf: float, track: bool, p: TrackParams,
+                      whose: str, frame: str = "frame") -> tuple[LinkedBoxes, str, float]:
+    """Linked by tracks where the footage is dense enough in time (linkable_share), else the plain threshold;
+    with the line a summary says about which, and the share."""
+    share = linkable_share(dets, conf, p.match_iou)
+    if track and share >= LINKABLE_MIN:
+        return link_boxes(dets, p), "tracked (trainer/relabel/tracks.py)", share
+    how = ("threshold: tracking is off" if not track else
+           f"threshold: only {share:.0%} of {whose} boxes overlap one in the next or previous {frame} "
+           f"(< {LINKABLE_MIN:.0%}), too sparse in time to track")
+    return threshold_only(dets, conf), how, share

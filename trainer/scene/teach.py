@@ -13,7 +13,7 @@ import numpy as np
 from edge.types import Detections
 from trainer.relabel.fuse import agreement, fuse_boxes
 from trainer.relabel.teacher import Teacher, TeacherParams
-from trainer.relabel.tracks import LINKABLE_MIN, link_boxes, linkable_share, threshold_only
+from trainer.relabel.tracks import link_or_threshold
 
 
 class TeacherScan:
@@ -40,14 +40,7 @@ class TeacherScan:
     def labels(self) -> tuple[dict[int, np.ndarray], dict[str, Any]]:
         """{frame index: label boxes} of the labelled frames, and what scene.json says about them."""
         p = self.p
-        share = linkable_share(self.dets, p.conf, p.tracking.match_iou)
-        if p.track and share >= LINKABLE_MIN:
-            linked, how = link_boxes(self.dets, p.tracking), "tracked (trainer/relabel/tracks.py)"
-        else:
-            linked = threshold_only(self.dets, p.conf)
-            how = ("threshold: tracking is off" if not p.track else
-                   f"threshold: only {share:.0%} of the teacher's boxes overlap one in the next or previous "
-                   f"scan frame (< {LINKABLE_MIN:.0%}), too sparse in time to track")
+        linked, how, share = link_or_threshold(self.dets, p.conf, p.track, p.tracking, "the teacher's", "scan frame")
         rows = [(i, linked.boxes[k], self.dets[k].xyxy) for k, i in enumerate(self.frames) if i in self.finder]
         n_teacher = sum(len(b) for _, b, _ in rows)
         n_finder = sum(len(self.finder[i]) for i, _, _ in rows)
