@@ -10,6 +10,7 @@ each against evidence the finder did not produce itself:
   perspective          whole-person detections found on full frames WITHOUT the perspective (HOG, or
                        the teacher when there is one): their height over the perspective's at their feet
   plate_ghosts         whole-person detections on the (supposedly empty) plates, per segment
+  plate_unseen         share of each plate never seen without movement (trainer/scene/plate.py fills it in)
   people_per_frame     the finder's count against whole-person detections on the same frames
 
 A failed check names what is missing and the fix (a longer stretch of quieter footage, a teacher model);
@@ -34,6 +35,7 @@ MIN_WHOLE_SHARE = 0.3  # vtest ~0.9, thermal harbour 0.75, the concourse 0.10
 CROWD = 8.0  # finder people per frame from which the share is judged (vtest ~4, thermal 3.2, concourse 84)
 PERSPECTIVE_RANGE = (0.6, 1.7)  # detected / modelled height (vtest 1.11 after HOG's window margin)
 MAX_GHOSTS_PER_PLATE = 2.0
+MAX_UNSEEN = 0.05  # share of a plate never seen without movement (a crowd of 120 on vtest's square: 0.18)
 MAX_COUNT_RATIO = 3.0  # finder people per frame / whole-person detections per frame
 MIN_DETECTIONS = 8  # fewer whole-person detections than this: the perspective check cannot judge
 HOG_FRAME_ROWS = 576  # full frames are searched at this height (1080p halved): a 1080p person of 175 px
@@ -110,6 +112,17 @@ def check_ghosts(per_plate: list[int], detector: str) -> Check:
     worst = max(per_plate) if per_plate else 0
     return Check("plate_ghosts", float(worst), f"<= {MAX_GHOSTS_PER_PLATE:g} per plate", worst <= MAX_GHOSTS_PER_PLATE,
                  f"whole-person detections ({detector}) on each segment's plate: {per_plate}")
+
+
+def check_unseen(plates: list[Any], method: str) -> Check:
+    """Ghosting the clean plate could not remove: pixels never seen without a moving person."""
+    if method != "clean":
+        return Check("plate_unseen", None, f"<= {MAX_UNSEEN:g}", None,
+                     f"plate method {method}: pixels never seen empty are not counted")
+    shares = [round(p.unseen, 3) for p in plates]
+    worst = max(shares) if shares else 0.0
+    return Check("plate_unseen", worst, f"<= {MAX_UNSEEN:g}", worst <= MAX_UNSEEN,
+                 f"share of each segment's plate never seen without movement, filled in from around it: {shares}")
 
 
 def check_counts(finder_per_frame: float, whole: list[np.ndarray], detector: str) -> Check:

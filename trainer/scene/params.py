@@ -19,7 +19,14 @@ class SceneParams(BaseModel):
     # own rate (a wrong header). Only timestamps depend on it.
     fps: float | None = Field(None, gt=0, le=1000)
     # Background plate: one per scene segment.
-    plate_frames: int = Field(80, ge=5, description="frames spread over each segment for its median")
+    plate_frames: int = Field(80, ge=5, description="frames spread over each segment for its plate")
+    # "clean": each sample's moving pixels left out, the value that recurs where the rest is a blend,
+    # never-empty pixels filled from around them (a crowd that never clears); "median": the plain temporal
+    # median (trainer/scene/plate.py).
+    plate: Literal["clean", "median"] = "clean"
+    # The clean plate compares each sample with the frame this long after it for its motion mask: short,
+    # so a walker has moved but a slow coat's middle has not been uncovered by chance (vtest: 2 frames).
+    plate_motion_gap_s: float = Field(0.2, gt=0, le=5)
     # Scene segments (trainer/scene/segments.py): a long sequence whose empty scene changes gets one plate
     # per stretch. Found on thumbnails of the training part only.
     segments: bool = True  # False: one plate over the whole training part

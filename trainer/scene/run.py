@@ -70,20 +70,25 @@ def _judge_evidence(video: Path, train: range, params: SceneParams, plates: list
                     persp: Perspective | None, sources: dict[str, int], n_scan: int,
                     teacher: Teacher | None) -> dict:
     """trainer/scene/evidence.py's checks; weak evidence raises unless params.accept_weak_evidence."""
+    unseen = ev.check_unseen(plates, params.plate)  # pixel statistics: needs no person detector
     if persp is None and teacher is None:
-        return {"verdict": "unchecked", "failed": [], "checks": [],
-                "why": "a camera looking down: no upright whole-person detector to check against (pass a teacher)"}
-    detector = ev.WholePersonDetector(teacher)
-    idx = spread(train.start, train.stop, params.evidence_frames)
-    frames = [f for _, f in iter_frames(video, idx)]
-    whole, ghosts = ev.gather(frames, [p.image for p in plates], detector)
-    per_frame = sum(sources.values()) / max(n_scan, 1)
-    checks = [ev.check_ghosts(ghosts, detector.name), ev.check_counts(per_frame, whole, detector.name)]
-    if persp is not None:
-        checks = [ev.check_whole_share(sources, per_frame), ev.check_perspective(whole, persp, detector.name),
-                  *checks]
-    doc = ev.judge(checks)
-    doc["detector"] = detector.name
+        doc = ev.judge([unseen])
+        doc["why"] = ("a camera looking down: no upright whole-person detector to check the people against "
+                      "(pass a teacher); only the plate is checked")
+        if doc["verdict"] == "ok":
+            doc["verdict"] = "unchecked"
+    else:
+        detector = ev.WholePersonDetector(teacher)
+        idx = spread(train.start, train.stop, params.evidence_frames)
+        frames = [f for _, f in iter_frames(video, idx)]
+        whole, ghosts = ev.gather(frames, [p.image for p in plates], detector)
+        per_frame = sum(sources.values()) / max(n_scan, 1)
+        checks = [ev.check_ghosts(ghosts, detector.name), unseen, ev.check_counts(per_frame, whole, detector.name)]
+        if persp is not None:
+            checks = [ev.check_whole_share(sources, per_frame), ev.check_perspective(whole, persp, detector.name),
+                      *checks]
+        doc = ev.judge(checks)
+        doc["detector"] = detector.name
     if doc["verdict"] == "weak":
         what, fix = ev.weak_message(doc, teacher is not None)
         if not params.accept_weak_evidence:
@@ -204,18 +209,21 @@ def _width_ratio(people: list[PersonObservation], inliers: np.ndarray) -> float:
     return float(np.clip(np.median([p.width / p.height for p in chosen]), 0.25, 0.6))
 
 
-def _plates(video: Path, out_dir: Path, segments: list[Segment], params: SceneParams,
+def _plates(video: Path, out_dir: Path, segments: list[Segment], params: SceneParams, fps: float,
             progress: bool) -> tuple[list[Plate], int, list[dict]]:
     """(plate per segment, index of the main = longest segment, segment records for scene.json)."""
     idx = [spread(seg.start, seg.stop, params.plate_frames) for seg in segments]
-    plates = build_plates(video, idx, progress)
+    gap = max(1, int(round(params.plate_motion_gap_s * fps)))
+    plates = build_plates(video, idx, progress, params.plate, gap)
     main = int(np.argmax([len(seg) for seg in segments]))
     records = []
     for k, (seg, used, plate) in enumerate(zip(segments, idx, plates, strict=True)):
         name = f"plates/plate_{k:02d}.png"
         _imwrite(out_dir / name, plate.image)
         records.append({"index": k, "frames": [seg.start, seg.stop - 1], "n_frames": len(seg),
-                        "plate_frames": len(used), "plate": name, "main": k == main})
+                        "plate_frames": len(used), "plate": name, "main": k == main,
+                        "plate_method": params.plate, "plate_uncleared": round(plate.uncleared, 4),
+                        "plate_unseen": round(plate.unseen, 4)})
     _imwrite(out_dir / "plate.png", plates[main].image)
     return plates, main, records
 
@@ -241,7 +249,7 @@ def build_scene(video: Path, out_dir: Path, params: SceneParams, progress: bool 
 
     segments = find_segments(video, train, params, progress)
     t = lap("segments", t)
-    plates, main, seg_records = _plates(video, out_dir, segments, params, progress)
+    plates, main, seg_records = _plates(video, out_dir, segments, params, info.fps, progress)
     plate = plates[main]
     t = lap("plate", t)
 

@@ -56,6 +56,17 @@ def test_counts_and_ghosts_and_the_verdict():
     assert "\n" not in what + fix
 
 
+def test_the_share_of_a_plate_never_seen_empty_is_judged_for_the_clean_plate_only():
+    class P:
+        def __init__(self, unseen: float):
+            self.unseen = unseen
+
+    assert ev.check_unseen([P(0.0), P(0.01)], "clean").ok is True
+    bad = ev.check_unseen([P(0.0), P(0.18)], "clean")
+    assert bad.ok is False and bad.value == 0.18 and "[0.0, 0.18]" in bad.detail
+    assert ev.check_unseen([P(0.3)], "median").ok is None
+
+
 def crowd_video(vtest: Path, out: Path, n_frames: int = 90) -> Path:
     """vtest's plaza with a crowd that never leaves: ~30 real people (HOG's finds on vtest frames, cut
     out as rectangles) standing in rows, swaying a pixel or two, while vtest's own walkers pass by."""
@@ -98,8 +109,11 @@ def test_a_crowd_that_never_clears_stops_the_scene_or_is_marked_low_confidence(v
     with pytest.raises(CctvkitError) as e:
         build_scene(video, tmp_path / "scene", SceneParams(**params), progress=False)
     msg = str(e.value)
-    assert "the scene's evidence is weak" in msg and "plate_ghosts" in msg and "--teacher" in msg
+    assert "the scene's evidence is weak" in msg and "plate_unseen" in msg and "--teacher" in msg
     assert "\n" not in msg and str(video) in msg
     summary = build_scene(video, tmp_path / "scene2", SceneParams(**params, accept_weak_evidence=True),
                           progress=False)
-    assert summary["evidence"]["low_confidence"] is True and "plate_ghosts" in summary["evidence"]["failed"]
+    assert summary["evidence"]["low_confidence"] is True and "plate_unseen" in summary["evidence"]["failed"]
+    # The plain median keeps the standing crowd in its plate, and whole-person detections on it say so.
+    with pytest.raises(CctvkitError, match="plate_ghosts"):
+        build_scene(video, tmp_path / "scene3", SceneParams(**params, plate="median"), progress=False)

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import cv2
 import numpy as np
 import synthetic_video as synth
 
 from trainer.scene.frames import spread
-from trainer.scene.plate import build_plate, median_plate
+from trainer.scene.plate import build_plate, median_plate, motion_mask
 
 
 def _track_mask() -> np.ndarray:
@@ -45,3 +46,88 @@ def test_median_plate_ignores_a_minority_of_outliers():
         frames[k][4:10, 5:12] = 255
     plate = median_plate(frames, rows_per_chunk=5)
     assert np.array_equal(plate.image, bg)
+
+
+def _crowd_frames(n: int = 60, seed: int = 0) -> tuple[np.ndarray, list[np.ndarray], np.ndarray]:
+    """A textured scene whose middle band people cover in ~70% of the frames: (empty scene, frames, band).
+    Every person has their own colour, as clothes do; nobody stands still."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:120, 0:160]
+    empty = np.stack([(xx * 1.5) % 256, (yy * 2) % 256, (xx + yy) % 256], -1).astype(np.uint8)
+    frames, cover = [], np.zeros(empty.shape[:2])
+    for _ in range(n):
+        f = empty.copy()
+        for _ in range(25):
+            x, y = int(rng.integers(-10, 160)), int(rng.integers(20, 70))
+            f[y : y + 30, max(x, 0) : x + 14] = rng.integers(0, 256, 3)
+        frames.append(f)
+        cover += np.any(f != empty, axis=-1)
+    return empty, frames, cover / n > 0.6
+
+
+def _error(image: np.ndarray, truth: np.ndarray) -> np.ndarray:
+    return np.abs(image.astype(np.int16) - truth.astype(np.int16)).max(axis=-1)
+
+
+def test_the_clean_plate_recovers_a_scene_that_never_clears_where_the_median_shows_clothes():
+    empty, frames, band = _crowd_frames()
+    assert band.mean() > 0.2, "the crowd must cover a real part of the frame"
+    plain = median_plate(frames, method="median")
+    clean = median_plate(frames, method="clean")
+    assert np.median(_error(plain.image, empty)[band]) > 15, "the plain median must fail here, or this proves nothing"
+    assert np.median(_error(clean.image, empty)[band]) == 0
+    assert np.percentile(_error(clean.image, empty)[band], 90) <= 12
+    assert clean.uncleared > 0.1 and plain.uncleared == 0.0
+    # Where people never came, the clean plate is the plain median, value for value.
+    quiet = ~np.any(np.stack(frames) != empty, axis=-1).any(axis=0)
+    assert quiet.mean() > 0.2 and np.array_equal(clean.image[quiet], plain.image[quiet])
+
+
+def test_a_camera_exposure_drift_is_not_taken_for_a_crowd():
+    """Whole frames 40% brighter or darker (a thermal camera's gain control): every pixel's history is
+    spread over 100 grey levels, but the empty scene is one value at the plate's exposure."""
+    rng = np.random.default_rng(3)
+    bg = rng.integers(40, 180, (40, 50, 3)).astype(np.float32)
+    frames = [np.clip(bg * g, 0, 255).astype(np.uint8) for g in rng.uniform(0.6, 1.4, 31)]
+    clean = median_plate(frames, method="clean")
+    assert clean.uncleared < 0.02
+    assert np.median(_error(clean.image, median_plate(frames, method="median").image)) <= 2
+
+
+def test_moving_pixels_are_left_out_and_pixels_never_seen_empty_are_filled_and_counted():
+    empty, _, _ = _crowd_frames(n=1)
+    frames = [empty.copy() for _ in range(20)]
+    moving = [np.zeros(empty.shape[:2], bool) for _ in frames]
+    for m in moving:
+        m[50:70, 60:100] = True  # "moving" in every frame: never seen empty
+    for k, f in enumerate(frames):
+        f[50:70, 60:100] = (k * 37) % 256  # and indeed never showing the scene there
+    plate = median_plate(frames, method="clean", moving=moving)
+    assert abs(plate.unseen - (20 * 40) / (120 * 160)) < 1e-6
+    # Filled from around the hole (the scene is smooth there), not from any frame's values.
+    err = _error(plate.image[50:70, 60:100], empty[50:70, 60:100])
+    assert np.median(err) <= 12, np.median(err)
+    assert np.median(_error(median_plate(frames, method="median").image[50:70, 60:100], empty[50:70, 60:100])) > 20
+
+
+def test_a_motion_mask_covers_a_moving_body_and_a_cut_gives_none():
+    rng = np.random.default_rng(2)
+    scene = rng.integers(0, 60, (200, 200, 3), dtype=np.uint8)
+    coat = rng.integers(120, 250, (120, 40, 3), dtype=np.uint8)  # folds and shading: a texture
+    coat = cv2.GaussianBlur(coat, (5, 5), 0)
+    a, b = scene.copy(), scene.copy()
+    a[40:160, 50:90] = coat
+    b[40:160, 58:98] = coat  # moved 8 px
+    m = motion_mask(a, b)
+    assert m is not None and m[45:155, 52:96].mean() > 0.95  # the whole body, not only its outline
+    assert m[:, 150:].mean() < 0.01
+    assert motion_mask(scene, 255 - scene) is None
+
+
+def test_build_plates_reads_each_samples_partner_and_records_the_method(synth_video: Path):
+    clean = build_plate(synth_video, spread(0, synth.N_FRAMES, 40), progress=False, method="clean", gap=2)
+    plain = build_plate(synth_video, spread(0, synth.N_FRAMES, 40), progress=False, method="median")
+    truth = synth.background().astype(np.int16)
+    track = _track_mask()
+    assert np.median(_error(clean.image, truth)[track]) <= np.median(_error(plain.image, truth)[track])
+    assert clean.unseen == 0.0 and clean.n_frames == plain.n_frames == 40
