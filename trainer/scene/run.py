@@ -222,8 +222,7 @@ def _plates(video: Path, out_dir: Path, segments: list[Segment], params: ScenePa
         _imwrite(out_dir / name, plate.image)
         records.append({"index": k, "frames": [seg.start, seg.stop - 1], "n_frames": len(seg),
                         "plate_frames": len(used), "plate": name, "main": k == main,
-                        "plate_method": params.plate, "plate_uncleared": round(plate.uncleared, 4),
-                        "plate_unseen": round(plate.unseen, 4)})
+                        "plate_method": params.plate, "plate_unseen": round(plate.unseen, 4)})
     _imwrite(out_dir / "plate.png", plates[main].image)
     return plates, main, records
 
