@@ -43,7 +43,7 @@ from trainer.scene.progress import task_progress
 
 METHODS = ("clean", "median")
 # Frame-to-frame change (max channel, after matching exposure) that counts as movement: at least this,
-# and at least MOTION_K times the pixel's own temporal spread (the foreground's fg_noise_k).
+# and at least MOTION_K times the pixel's own flicker between the frames of a pair (_pair_flicker).
 MOTION_LEVELS = 25
 MOTION_K = 3.0
 # A pixel needs this many samples without movement to be called seen empty.
