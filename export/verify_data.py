@@ -17,12 +17,12 @@ from edge.errors import CctvkitError
 from edge.eval import LabelledSet, load_yolo_folder, with_negatives
 from edge.eval.holdout import real_holdout, run_labels, scene_holdout, sort_labelled
 from edge.manifest import Manifest
-from edge.stages import DATASET_STAGES, ImportOut
+from edge.stages import DATASET_STAGES, ImportOut, SceneOut
 
 
 def _frames_of_input(manifest: Manifest, labels: str | Path) -> bool:
     """Whether --labels labels frames of the run's own input (then only its held-out ones may be scored)."""
-    if "frame_keys.json" not in manifest.stage("scene").get("outputs", {}):
+    if SceneOut.frame_keys.name not in manifest.stage("scene").get("outputs", {}):
         return False  # a run from before frame keys were recorded: nothing to match against
     parts = sort_labelled(manifest, labels)
     return bool(parts["held_out"] or parts["training"])
