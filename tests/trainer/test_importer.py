@@ -272,3 +272,34 @@ def test_other_classes_and_too_few_negatives(tmp_path):
         import_run(data, "x", tmp_path / "runs", progress=False, block_size=6)
     assert "frame_5.txt" in str(e.value)
     assert not (tmp_path / "runs" / "x").exists()
+
+
+def test_import_records_its_own_stage_with_the_declared_outputs(imported):
+    from edge.stages import IMPORT
+
+    m, _ = imported
+    assert list(m.data["stages"]) == ["import"]  # its own stage, not a stand-in "compose"
+    folder = m.run_dir / "import"
+    assert set(m.stage("import")["outputs"]) == {p.name for p in folder.iterdir()}
+    assert {p.name for p in folder.iterdir()} == {o.name for o in IMPORT.outputs}  # holdout: a test split
+    assert m.data["complete"] is False  # train and export are still to come
+
+
+def test_train_reads_the_imported_data_sets(imported, monkeypatch):
+    """train finds detect/ and classify/ through the import stage (edge/stages.py: dataset_stage)."""
+    import trainer.yolo.train as yolo_train
+    from trainer import pipeline
+    from trainer.config import PipelineConfig
+
+    class Reached(Exception):
+        pass
+
+    def fake_train_detector(data_yaml, *args, **kwargs):
+        raise Reached(str(data_yaml))
+
+    monkeypatch.setattr(yolo_train, "train_detector", fake_train_detector)
+    m, _ = imported
+    with pytest.raises(Reached) as e:
+        pipeline.run_train(m, PipelineConfig.model_validate({"train": {"device": "cpu"}}), progress=False)
+    assert Path(str(e.value)) == m.output("import", "detect") / "data.yaml"
+    assert not (m.run_dir / "train").exists()
