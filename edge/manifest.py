@@ -23,7 +23,7 @@ from typing import Any
 
 from edge.atomic import atomic_dir, atomic_write_text, sha256_file
 from edge.errors import CctvkitError
-from edge.stages import MODELS_STAGE, STAGES, is_complete, rerun
+from edge.stages import MODELS_STAGE, STAGES, is_complete, stale_after
 from edge.types import ModelSpec
 
 SCHEMA = "cctvkit.manifest"
@@ -187,7 +187,7 @@ class Manifest:
     def _drop_stale(self, stage: str, entry: dict[str, Any]) -> None:
         """Before `stage` is replaced: the stages built on the old one (a model stays listed under a video
         it was not trained on otherwise), and the models whose file the new export no longer records."""
-        stale = rerun(stage, self.data["stages"]).dropped
+        stale = stale_after(stage, self.data["stages"])
         for name in stale:
             del self.data["stages"][name]
         if stale:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import fnmatch
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -146,28 +146,18 @@ MODELS_STAGE = "export"  # the manifest's "models" are this stage's files
 DATASET_STAGES = ("compose", "import")
 
 
-@dataclass(frozen=True)
-class Rerun:
-    """What recording `stage` does to the stages already in a manifest."""
-
-    keep: list[str]
-    dropped: list[str] = field(default_factory=list)
-
-
 def before(stage: str) -> set[str]:
     """The stages `stage` builds on: those ahead of it in any pipeline it belongs to."""
     return {s for p in PIPELINES if stage in p for s in p[:p.index(stage)]}
 
 
-def rerun(stage: str, present: Iterable[str]) -> Rerun:
-    """Recording `stage` keeps the stages it builds on; every other declared stage is stale (a later
-    stage of its pipeline, or one of the other route: a scene recorded over an import)."""
-    present = list(present)
+def stale_after(stage: str, present: Iterable[str]) -> list[str]:
+    """The stages of `present` that recording `stage` makes stale: every declared stage it does not build
+    on (the later stages of its pipeline, and those of the other route: a scene recorded over an import)."""
     if stage not in STAGES:
-        return Rerun(keep=present)
+        return []
     upstream = before(stage)
-    stale = [s for s in present if s != stage and s in STAGES and s not in upstream]
-    return Rerun(keep=[s for s in present if s not in stale], dropped=stale)
+    return [s for s in present if s != stage and s in STAGES and s not in upstream]
 
 
 def is_complete(present: Iterable[str]) -> bool:
