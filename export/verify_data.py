@@ -3,7 +3,7 @@
 In order: the folder passed with --labels (all its frames when it is other footage; only the held-out ones
 when it labels frames of the run's own input, and a mix of both is an error); the real labels
 recorded with the run (`trainer demo/scene --labels`: only its held-out frames); the test split of an
-imported run (compose output "holdout"); else the scene's pseudo-labelled holdout, with the persons
+imported run (import output "holdout"); else the scene's pseudo-labelled holdout, with the persons
 painted over by the background plate as person-free frames. --negatives adds real person-free frames.
 Everything is loaded and checked before the export spends minutes on models, so a bad folder fails
 fast with one line naming the file.
@@ -17,11 +17,12 @@ from edge.errors import CctvkitError
 from edge.eval import LabelledSet, load_yolo_folder, with_negatives
 from edge.eval.holdout import real_holdout, run_labels, scene_holdout, sort_labelled
 from edge.manifest import Manifest
+from edge.stages import DATASET_STAGES, ImportOut, SceneOut
 
 
 def _frames_of_input(manifest: Manifest, labels: str | Path) -> bool:
     """Whether --labels labels frames of the run's own input (then only its held-out ones may be scored)."""
-    if "frame_keys.json" not in manifest.stage("scene").get("outputs", {}):
+    if SceneOut.frame_keys.name not in manifest.stage("scene").get("outputs", {}):
         return False  # a run from before frame keys were recorded: nothing to match against
     parts = sort_labelled(manifest, labels)
     return bool(parts["held_out"] or parts["training"])
@@ -36,8 +37,9 @@ def load_verify_set(manifest: Manifest, labels: str | Path | None = None, negati
         data = load_yolo_folder(labels, max_frames=max_frames)
     elif run_labels(manifest) is not None:
         data = real_holdout(manifest, run_labels(manifest), max_frames)  # type: ignore[arg-type]
-    elif "holdout" in stages.get("compose", {}).get("outputs", {}):  # `trainer import`: the user's test split
-        data = load_yolo_folder(manifest.output("compose", "holdout"), max_frames=max_frames)
+    elif imported := [s for s in DATASET_STAGES if ImportOut.holdout.name in stages.get(s, {}).get("outputs", {})]:
+        # `trainer import`: the user's test split (recorded as a "compose" stage by older versions)
+        data = load_yolo_folder(manifest.output(imported[0], ImportOut.holdout.name), max_frames=max_frames)
         data.info["description"] = f"real labels of the imported run's held-out test split ({data.info['path']})"
     elif "scene" in stages:
         data = scene_holdout(manifest, max_frames)

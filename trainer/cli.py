@@ -14,6 +14,7 @@ from edge.atomic import atomic_dir
 from edge.config_errors import load_yaml_config
 from edge.errors import CctvkitError, run_command
 from edge.manifest import Manifest
+from edge.stages import IMPORT
 from trainer import pipeline
 from trainer.budget import after_training_reserve
 from trainer.config import PipelineConfig, quick_config
@@ -78,7 +79,6 @@ def cmd_demo(args: argparse.Namespace) -> int:
             except ExportCheckFailed as e:  # models and report are written: finish the run, fail at the end
                 check_failed, entry = e, manifest.stage(name)
             console.print(f"{name}: done in {entry['seconds']:.1f} s")
-        manifest.data["complete"] = True
         manifest.data["seconds_total"] = round(time.perf_counter() - t_start, 1)
         manifest.save()
     print_summary(Manifest.load(final))
@@ -204,7 +204,7 @@ def cmd_import(args: argparse.Namespace) -> int:
                    force=args.force, progress=not args.no_progress, val_fraction=args.val_fraction,
                    test_fraction=args.test_fraction, block_size=args.block_size, guard=args.guard,
                    cls_size=args.cls_size)
-    s = m.stage("compose")["summary"]
+    s = m.stage(IMPORT.name)["summary"]
     det = ", ".join(f"{k} {v['frames']} frames/{v['boxes']} boxes" for k, v in s["detect"].items())
     console.print(f"imported {s['frames']} frames in {s['blocks']} blocks of {s['block_size']}: {det}")
     console.print(f"run directory: {m.run_dir}  (next: trainer train --run {m.run_dir})")

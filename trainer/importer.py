@@ -7,9 +7,10 @@ footage (lighting drifts over a day, so no split should be one end of it). The f
 block that follows a block of another split are left out, so one person walking across a boundary does
 not land on both sides.
 
-The result is recorded as the "compose" stage (params.source = "import"), the stage `trainer train` and
-`trainer export` read their data sets from, plus "holdout" (the test split as images/ + labels/) for
-`trainer export --labels` and `bench run --labels`, with the test split's --negatives in holdout/negatives/.
+The result is recorded as the run's "import" stage (its outputs declared in edge/stages.py: ImportOut):
+detect/ and classify/, the data sets `trainer train` and `trainer export` read where a composed run has its
+compose stage's, plus "holdout" (the test split as images/ + labels/) for `trainer export --labels` and
+`bench run --labels`, with the test split's --negatives in holdout/negatives/.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from edge.errors import CctvkitError
 from edge.eval.labelled import list_labelled, load_label_file, natural_key, read_image
 from edge.formats.yolo import label_path_for, list_images, parse_yolo_labels, save_data_yaml
 from edge.manifest import Manifest
+from edge.stages import IMPORT
 
 SPLITS = ("train", "val", "test")
 CLASSES = ("person", "no_person")
@@ -244,7 +246,7 @@ def _class_warnings(cls_counts: dict[str, dict[str, int]]) -> list[str]:
 
 def import_run(data: Path, name: str, runs_dir: Path, negatives: Path | None = None, *, force: bool = False,
                progress: bool = True, **kw: Any) -> Manifest:
-    """Create runs_dir/name atomically with a manifest whose "compose" stage holds the imported data sets."""
+    """Create runs_dir/name atomically with a manifest whose "import" stage holds the imported data sets."""
     from trainer import pipeline
 
     data = Path(data).resolve()
@@ -264,11 +266,8 @@ def import_run(data: Path, name: str, runs_dir: Path, negatives: Path | None = N
         def body(out: Path) -> dict[str, Any]:
             summary = build_import(out, data, negatives, progress=progress, **kw)
             params["guard"] = summary["guard"]  # the default depends on the block size
-            outputs = {k: out / k for k in ("detect", "classify", "import.json")}
-            if (out / "holdout").is_dir():
-                outputs["holdout"] = out / "holdout"
             ext = {"data": data, **({"negatives": negatives} if negatives else {})}
-            return {"params": params, "outputs": outputs, "external_inputs": ext, "summary": summary}
+            return {"params": params, "outputs": IMPORT.collect(out), "external_inputs": ext, "summary": summary}
 
-        pipeline._timed_stage(manifest, "compose", body)
+        manifest.write_stage(IMPORT.name, body)
     return Manifest.load(final)

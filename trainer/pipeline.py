@@ -1,7 +1,9 @@
 """The stages of one run, each reading its inputs through the manifest and recording its outputs in it.
 
 Each stage writes its folder under the run directory through a temp folder renamed at the end, then saves
-the manifest (also atomically), so a stage folder that exists under its final name is complete.
+the manifest (also atomically), so a stage folder that exists under its final name is complete
+(Manifest.write_stage). What each stage writes is declared once in edge/stages.py; writers collect their
+outputs and readers name them through those declarations.
 Heavy imports (torch, ultralytics) happen inside the stages that need them: `trainer --help` stays fast.
 """
 
@@ -15,24 +17,19 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from edge.atomic import atomic_dir, atomic_write_text
+from edge.atomic import atomic_write_text
 from edge.errors import CctvkitError
 from edge.manifest import Manifest
+from edge.stages import COMPOSE, COMPOSE_READS, SCENE, DataSetOut, SceneOut, TrainOut, dataset_stage
 from edge.types import ModelSpec
 from trainer.config import EvalParams, ExportParams, PipelineConfig
 from trainer.relabel.teacher import TeacherFile
 
 
 def _timed_stage(manifest: Manifest, stage: str, body: Callable[[Path], dict[str, Any]]) -> dict[str, Any]:
-    """Run body(tmp_dir) into runs/<name>/<stage>/ atomically; body returns the record_stage kwargs."""
-    t0 = time.perf_counter()
-    final = manifest.run_dir / stage
-    with atomic_dir(final) as tmp:
-        record = body(tmp)
-    record["outputs"] = {k: final / Path(v).relative_to(tmp) for k, v in record["outputs"].items()}
-    entry = manifest.record_stage(stage, seconds=time.perf_counter() - t0, **record)
-    manifest.save()
-    return entry
+    """The export stage's way in (it moves to export/stage.py); every stage now writes through
+    Manifest.write_stage."""
+    return manifest.write_stage(stage, body)
 
 
 def run_scene(manifest: Manifest, video: Path, cfg: PipelineConfig, progress: bool = True,
@@ -49,13 +46,11 @@ def run_scene(manifest: Manifest, video: Path, cfg: PipelineConfig, progress: bo
         model = (Teacher.load(teacher.path, teacher.metadata, low_conf=cfg.scene.teacher.tracking.low_conf,
                               threads=cfg.scene.teacher.threads) if teacher else None)
         summary = build_scene(video, out, cfg.scene, progress=progress, teacher=model)
-        write_frame_keys(video, summary, out / "frame_keys.json")
-        outputs = {name: out / name for name in ("plate.png", "walkable.png", "perspective.json", "cutouts.json",
-                                                   "cutouts", "frames", "holdout", "scene.json", "frame_keys.json",
-                                                   "plates", "distractors", "distractors.json")}
-        return {"params": cfg.scene.model_dump(), "outputs": outputs, "external_inputs": ext, "summary": summary}
+        write_frame_keys(video, summary, out / SceneOut.frame_keys.name)
+        return {"params": cfg.scene.model_dump(), "outputs": SCENE.collect(out), "external_inputs": ext,
+                "summary": summary}
 
-    return _timed_stage(manifest, "scene", body)
+    return manifest.write_stage(SCENE.name, body)
 
 
 def _hashable(video: Path) -> Path:
@@ -85,19 +80,17 @@ def write_frame_keys(video: Path, summary: dict[str, Any], path: Path) -> None:
 def run_compose(manifest: Manifest, cfg: PipelineConfig, progress: bool = True) -> dict[str, Any]:
     from trainer.compose.compositor import compose_dataset
 
-    scene_dir = manifest.run_dir / "scene"
-    recorded = manifest.stage("scene")["outputs"]  # distractors: not in scene stages of older runs
-    optional = [k for k in ("distractors", "distractors.json") if k in recorded]
-    inputs = {k: manifest.output("scene", k) for k in ("plate.png", "walkable.png", "perspective.json", "cutouts",
-                                                        "cutouts.json", "frames", "plates", "scene.json", *optional)}
+    recorded = manifest.stage(SCENE.name)["outputs"]
+    inputs = {o.name: manifest.output(SCENE.name, o.name) for o in COMPOSE_READS
+              if not o.old_runs_lack or o.name in recorded}
+    scene_dir = inputs[SceneOut.plate.name].parent  # compose reads the folder these files share
 
     def body(out: Path) -> dict[str, Any]:
         summary = compose_dataset(scene_dir, out, cfg.compose, progress=progress)
-        outputs = {"detect": out / "detect", "classify": out / "classify", "compose.json": out / "compose.json",
-                   "preview.png": out / "preview.png"}
-        return {"params": cfg.compose.model_dump(), "inputs": inputs, "outputs": outputs, "summary": summary}
+        return {"params": cfg.compose.model_dump(), "inputs": inputs, "outputs": COMPOSE.collect(out),
+                "summary": summary}
 
-    return _timed_stage(manifest, "compose", body)
+    return manifest.write_stage(COMPOSE.name, body)
 
 
 def run_train(manifest: Manifest, cfg: PipelineConfig, progress: bool = True) -> dict[str, Any]:
@@ -105,8 +98,9 @@ def run_train(manifest: Manifest, cfg: PipelineConfig, progress: bool = True) ->
     from trainer.yolo.train import resolve_device, train_classifier, train_detector
 
     p = cfg.train
-    detect_dir = manifest.output("compose", "detect")
-    classify_dir = manifest.output("compose", "classify")
+    data_stage = dataset_stage(manifest.data["stages"])  # compose, or `trainer import`'s own data sets
+    detect_dir = manifest.output(data_stage, DataSetOut.detect.name)
+    classify_dir = manifest.output(data_stage, DataSetOut.classify.name)
     device = resolve_device(p.device)
 
     def body(out: Path) -> dict[str, Any]:
@@ -143,15 +137,17 @@ def run_train(manifest: Manifest, cfg: PipelineConfig, progress: bool = True) ->
                    "device": device, "metrics_note": "Ultralytics val on the composed val split",
                    "detector_init": {k: v for k, v in init.items() if k not in ("path", "names")},
                    "self_training": rounds, "time_budget": plan.describe() if plan else None}
-        outputs = {"detector.pt": det.weights, "classifier.pt": cls.weights, "plots": plots}
+        outputs = {TrainOut.detector.name: det.weights, TrainOut.classifier.name: cls.weights,
+                   TrainOut.plots.name: plots}
         if len(rounds) > 1:
-            outputs["self-training"] = out / "self-training"
+            outputs[TrainOut.self_training.name] = out / TrainOut.self_training.name
             outputs.update({f"detector-round-{r['round']}.pt": out / f"detector-round-{r['round']}.pt"
                             for r in rounds})
-        return {"params": p.model_dump(), "inputs": {"detect": detect_dir, "classify": classify_dir},
+        return {"params": p.model_dump(), "inputs": {DataSetOut.detect.name: detect_dir,
+                                                     DataSetOut.classify.name: classify_dir},
                 "outputs": outputs, "summary": summary}
 
-    return _timed_stage(manifest, "train", body)
+    return manifest.write_stage("train", body)
 
 
 def _time_plan(p: Any, detect_dir: Path, classify_dir: Path, device: str) -> Any:
@@ -193,7 +189,8 @@ def _student_init(manifest: Manifest, mode: str, path: Path, arch: str = "yolo11
         if spec.person_class != 0:
             raise CctvkitError(f"the teacher's person is class {spec.person_class}, the student's labels say 0",
                                teacher, "set train.init: scratch")
-        frames = sorted((manifest.run_dir / "scene" / "frames" / "images").glob("*.jpg"))  # batch-norm stats
+        real = manifest.output(SCENE.name, SceneOut.frames.name, verify=False)
+        frames = sorted((real / "images").glob("*.jpg"))  # batch-norm stats
         info = student_from_teacher(teacher, spec.person_class, len(spec.class_names), spec.imgsz, path,
                                     arch_yaml=f"{arch}.yaml", frames=frames)
     except CctvkitError as e:
@@ -223,8 +220,8 @@ def run_export(manifest: Manifest, cfg: PipelineConfig, progress: bool = True) -
     p: ExportParams = cfg.export
     detector_pt = manifest.output("train", "detector.pt")
     classifier_pt = manifest.output("train", "classifier.pt")
-    detect_dir = manifest.output("compose", "detect")
-    classify_dir = manifest.output("compose", "classify")
+    detect_dir = manifest.output(dataset_stage(manifest.data["stages"]), DataSetOut.detect.name)
+    classify_dir = manifest.output(dataset_stage(manifest.data["stages"]), DataSetOut.classify.name)
     specs: dict[str, ModelSpec] = {}
     from export.verify import load_for_export, verify_and_record
 
@@ -304,13 +301,11 @@ def run_eval(manifest: Manifest, cfg: PipelineConfig, progress: bool = True) -> 
                               progress=progress)
         files = write_matrix_reports(result, out)
         ext = {"labels": Path(result["data"]["path"])} if result["real_labels"] else {}
-        return {"params": p.model_dump(), "inputs": {"holdout": manifest.output("scene", "holdout")},
+        held = manifest.output(SCENE.name, SceneOut.holdout.name)
+        return {"params": p.model_dump(), "inputs": {SceneOut.holdout.name: held},
                 "outputs": files, "external_inputs": ext, "summary": {"result": result}}
 
-    return _timed_stage(manifest, "bench", body)
-
-
-STAGES = ("scene", "compose", "train", "export", "bench")
+    return manifest.write_stage("bench", body)
 
 
 def check_writable(runs_dir: Path) -> None:

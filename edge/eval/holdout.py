@@ -20,6 +20,7 @@ from edge.errors import CctvkitError
 from edge.eval.labelled import LabelledSet, list_labelled, load_yolo_folder, read_image, spread
 from edge.formats.yolo import label_path_for, list_images, load_yolo_labels
 from edge.manifest import Manifest
+from edge.stages import SCENE, SceneOut
 
 PSEUDO_DESCRIPTION = ("PSEUDO-labels (background difference + HOG) of the run's held-out frames: agreement "
                       "with the person finder, not accuracy; pass --labels DIR for real labels")
@@ -40,7 +41,7 @@ def erase_people(frame: np.ndarray, xyxy: np.ndarray, plate: np.ndarray, margin:
 
 def scene_holdout(manifest: Manifest, max_frames: int) -> LabelledSet:
     """The scene stage's pseudo-labelled held-out frames, plus the same frames with the people erased."""
-    holdout = manifest.output("scene", "holdout")
+    holdout = manifest.output(SCENE.name, SceneOut.holdout.name)
     images = list_images(holdout / "images")
     if not images:
         raise CctvkitError("no held-out frames", holdout / "images", "re-run `trainer scene` on a longer input")
@@ -51,7 +52,7 @@ def scene_holdout(manifest: Manifest, max_frames: int) -> LabelledSet:
         frames.append(img)
         gts.append((np.zeros(int((cls == 0).sum()), np.int64), xyxy[cls == 0]))
         names.append(p.name)
-    plate_path = manifest.output("scene", "plate.png")
+    plate_path = manifest.output(SCENE.name, SceneOut.plate.name)
     plate = cv2.imread(str(plate_path))
     if plate is None:
         raise CctvkitError("cannot decode the background plate", plate_path, "re-run `trainer scene`")
@@ -71,7 +72,7 @@ def frame_key(stem: str, kind: str) -> str:
 
 
 def _frame_keys(manifest: Manifest) -> dict:
-    path = manifest.output("scene", "frame_keys.json")
+    path = manifest.output(SCENE.name, SceneOut.frame_keys.name)
     try:
         doc = json.loads(path.read_text())
         return {"kind": str(doc["kind"]), "keys": [str(k) for k in doc["keys"]],

@@ -61,7 +61,7 @@ def imported(tmp_path_factory: pytest.TempPathFactory) -> tuple[Manifest, Path]:
 
 def test_blocks_never_straddle_splits(imported):
     m, _ = imported
-    detect = m.output("compose", "detect")
+    detect = m.output("import", "detect")
     members = {
         s: sorted(frame_index(p) for p in list_images(detect / "images" / s))
         for s in ("train", "val", "test")
@@ -79,22 +79,22 @@ def test_blocks_never_straddle_splits(imported):
         assert (i not in used) == (after_other and offset < GUARD), i
     # Spread over the footage, not one end of it: test is neither the first nor only the last blocks.
     assert min(blocks["test"]) > 0 and min(blocks["test"]) < 10 - len(blocks["test"])
-    listing = json.loads(m.output("compose", "import.json").read_text())
+    listing = json.loads(m.output("import", "import.json").read_text())
     assert {s: sorted(frame_index(Path(p)) for p in v) for s, v in listing["splits"].items()} == members
 
 
 def test_manifest_and_layout(imported):
     m, _ = imported
-    stage = m.stage("compose")
+    stage = m.stage("import")
     assert stage["params"]["source"] == "import" and stage["params"]["guard"] == GUARD
     assert set(stage["outputs"]) >= {"detect", "classify", "holdout", "import.json"}
-    detect = m.output("compose", "detect")
+    detect = m.output("import", "detect")
     doc = load_data_yaml(detect / "data.yaml")
     assert doc["names"] == {0: "person"} and doc["test"] == "images/test" and "path" not in doc
     for label in (detect / "labels").rglob("*.txt"):
         i = frame_index(label)
         assert (label.read_text() == "") == (i in EMPTY | UNLABELLED)
-    holdout = m.output("compose", "holdout")
+    holdout = m.output("import", "holdout")
     test_imgs = [p.name for p in list_images(detect / "images" / "test")]
     assert [p.name for p in list_images(holdout / "images")] == test_imgs
     for name in test_imgs:
@@ -106,8 +106,8 @@ def test_manifest_and_layout(imported):
 
 def test_classify_set_matches_labels(imported):
     m, _ = imported
-    classify = m.output("compose", "classify")
-    summary = m.stage("compose")["summary"]
+    classify = m.output("import", "classify")
+    summary = m.stage("import")["summary"]
     for split in ("train", "val", "test"):
         person = list_images(classify / split / "person")
         nop = list_images(classify / split / "no_person")
@@ -117,11 +117,11 @@ def test_classify_set_matches_labels(imported):
         img = cv2.imread(str(person[0]))
         assert img.shape[:2] == (64, 64)  # whole frame squashed, as the device's classifier sees it
     # Negatives are split in blocks too, and the test ones sit beside the held-out frames, unsquashed.
-    negs = json.loads(m.output("compose", "import.json").read_text())["negative_splits"]
-    held = sorted(p.name for p in list_images(m.output("compose", "holdout") / "negatives"))
+    negs = json.loads(m.output("import", "import.json").read_text())["negative_splits"]
+    held = sorted(p.name for p in list_images(m.output("import", "holdout") / "negatives"))
     assert held == sorted(negs["test"])
-    assert cv2.imread(str(m.output("compose", "holdout") / "negatives" / held[0])).shape[:2] == (48, 64)
-    k = json.loads(m.output("compose", "import.json").read_text())["negative_block_size"]
+    assert cv2.imread(str(m.output("import", "holdout") / "negatives" / held[0])).shape[:2] == (48, 64)
+    k = json.loads(m.output("import", "import.json").read_text())["negative_block_size"]
     neg_blocks = {s: {frame_index(Path(p)) // k for p in v} for s, v in negs.items()}
     assert not (neg_blocks["train"] & neg_blocks["test"]) and not (neg_blocks["train"] & neg_blocks["val"])
     trained = {p.stem for p in list_images(classify / "train" / "no_person")}
@@ -131,9 +131,9 @@ def test_classify_set_matches_labels(imported):
 def test_trainer_accepts_the_data_sets(imported, tmp_path):
     """The staging that `trainer train` does first takes both sets as they are."""
     m, _ = imported
-    staged, names = stage_detect_dataset(m.output("compose", "detect") / "data.yaml", tmp_path / "det")
+    staged, names = stage_detect_dataset(m.output("import", "detect") / "data.yaml", tmp_path / "det")
     assert names == ["person"] and (tmp_path / "det" / "images" / "test").is_dir()
-    assert stage_classify_dataset(m.output("compose", "classify"), tmp_path / "cls") == [
+    assert stage_classify_dataset(m.output("import", "classify"), tmp_path / "cls") == [
         "no_person",
         "person",
     ]
@@ -151,8 +151,8 @@ def test_deterministic(imported, tmp_path):
         guard=GUARD,
         cls_size=64,
     )
-    a = json.loads(m.output("compose", "import.json").read_text())
-    b = json.loads(again.output("compose", "import.json").read_text())
+    a = json.loads(m.output("import", "import.json").read_text())
+    b = json.loads(again.output("import", "import.json").read_text())
     assert a == b
 
 
@@ -249,9 +249,9 @@ def test_real_thermal_harbour(shared_data, tmp_path):
     if not (src / "images").is_dir():
         pytest.skip("needs ../shared/data/thermal-harbour")
     m = import_run(src, "thermal", tmp_path, src / "backgrounds", progress=False, block_size=100)
-    s = m.stage("compose")["summary"]
+    s = m.stage("import")["summary"]
     assert s["frames"] == 2286 and s["negatives"] == 401 and s["blocks"] == 23
-    detect = m.output("compose", "detect")
+    detect = m.output("import", "detect")
     blocks = {
         sp: {(frame_index(p) - 1) // 100 for p in list_images(detect / "images" / sp)}
         for sp in ("train", "val", "test")
@@ -259,7 +259,7 @@ def test_real_thermal_harbour(shared_data, tmp_path):
     assert sum(len(b) for b in blocks.values()) == 23  # every block in exactly one split
     assert sum(s["detect"][sp]["frames"] for sp in blocks) + s["dropped_by_guard"] == 2286
     assert sum(s["detect"][sp]["boxes"] for sp in blocks) <= 10234
-    assert len(list_images(m.output("compose", "holdout") / "images")) == s["detect"]["test"]["frames"]
+    assert len(list_images(m.output("import", "holdout") / "images")) == s["detect"]["test"]["frames"]
 
 
 def test_other_classes_and_too_few_negatives(tmp_path):
@@ -272,3 +272,34 @@ def test_other_classes_and_too_few_negatives(tmp_path):
         import_run(data, "x", tmp_path / "runs", progress=False, block_size=6)
     assert "frame_5.txt" in str(e.value)
     assert not (tmp_path / "runs" / "x").exists()
+
+
+def test_import_records_its_own_stage_with_the_declared_outputs(imported):
+    from edge.stages import IMPORT
+
+    m, _ = imported
+    assert list(m.data["stages"]) == ["import"]  # its own stage, not a stand-in "compose"
+    folder = m.run_dir / "import"
+    assert set(m.stage("import")["outputs"]) == {p.name for p in folder.iterdir()}
+    assert {p.name for p in folder.iterdir()} == {o.name for o in IMPORT.outputs}  # holdout: a test split
+    assert m.data["complete"] is False  # train and export are still to come
+
+
+def test_train_reads_the_imported_data_sets(imported, monkeypatch):
+    """train finds detect/ and classify/ through the import stage (edge/stages.py: dataset_stage)."""
+    import trainer.yolo.train as yolo_train
+    from trainer import pipeline
+    from trainer.config import PipelineConfig
+
+    class Reached(Exception):
+        pass
+
+    def fake_train_detector(data_yaml, *args, **kwargs):
+        raise Reached(str(data_yaml))
+
+    monkeypatch.setattr(yolo_train, "train_detector", fake_train_detector)
+    m, _ = imported
+    with pytest.raises(Reached) as e:
+        pipeline.run_train(m, PipelineConfig.model_validate({"train": {"device": "cpu"}}), progress=False)
+    assert Path(str(e.value)) == m.output("import", "detect") / "data.yaml"
+    assert not (m.run_dir / "train").exists()

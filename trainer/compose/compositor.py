@@ -24,6 +24,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from edge.atomic import atomic_write_text
 from edge.errors import CctvkitError
 from edge.formats.yolo import format_yolo_labels, parse_yolo_labels, save_data_yaml
+from edge.stages import SceneOut
 from trainer.compose.blend import get_blend
 from trainer.compose.blend.base import BlendFn
 from trainer.compose.harmonize import (
@@ -108,7 +109,7 @@ class _Composer:
     def __init__(self, scene: Scene, params: ComposeParams, blend: BlendFn, pools: dict[str, np.ndarray]):
         self.scene, self.p, self.blend, self.pools = scene, params, blend, pools
         self.sampler = FootSampler(
-            scene.walkable, scene.perspective, params.min_person_px, str(scene.root / "walkable.png")
+            scene.walkable, scene.perspective, params.min_person_px, str(scene.root / SceneOut.walkable.name)
         )
         # Backgrounds come from every scene segment's plate, as often as the segment is long: the detector
         # then sees each empty scene (day, night, cars parked or not) about as often as the camera does.

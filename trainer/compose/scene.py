@@ -16,6 +16,7 @@ import numpy as np
 
 from edge.errors import CctvkitError
 from edge.formats.yolo import IMAGE_SUFFIXES
+from edge.stages import SceneOut
 from trainer.scene.distractors import load_distractors
 from trainer.scene.perspective import Perspective
 
@@ -122,8 +123,8 @@ def _with_context(rgba: np.ndarray, plate: np.ndarray, corner: tuple[float, floa
 
 def _load_plates(root: Path, plate: np.ndarray) -> list[ScenePlate]:
     """Segment plates listed in scene.json; [plate.png] when it lists none (or there is no scene.json)."""
-    whole = [ScenePlate("plate.png", plate, (0, 2**62), 1)]
-    meta = root / "scene.json"
+    whole = [ScenePlate(SceneOut.plate.name, plate, (0, 2**62), 1)]
+    meta = root / SceneOut.scene_json.name
     if not meta.exists():
         return whole
     doc = _read_json(meta)
@@ -147,7 +148,7 @@ def _load_plates(root: Path, plate: np.ndarray) -> list[ScenePlate]:
 
 
 def _load_cutouts(root: Path, plate_for_frame: Callable[[int], np.ndarray]) -> tuple[list[Cutout], list[str]]:
-    meta_path = _need(root, "cutouts.json")
+    meta_path = _need(root, SceneOut.cutouts_json.name)
     doc = _read_json(meta_path)
     if not isinstance(doc, list):
         raise CctvkitError("cutouts.json must be a list of cutout records", meta_path, FIX)
@@ -191,11 +192,11 @@ def _load_cutouts(root: Path, plate_for_frame: Callable[[int], np.ndarray]) -> t
 
 
 def _list_real(root: Path) -> list[RealFrame]:
-    images = root / "frames" / "images"
+    images = root / SceneOut.frames.name / "images"
     if not images.is_dir():
         return []  # real frames are optional: compose then uses composites and negatives only
     files = sorted(p for p in images.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
-    labels = root / "frames" / "labels"
+    labels = root / SceneOut.frames.name / "labels"
     return [RealFrame(p, labels / f"{p.stem}.txt", frame_index_of(p.stem, i)) for i, p in enumerate(files)]
 
 
@@ -203,8 +204,8 @@ def load_scene(scene_dir: str | Path) -> Scene:
     root = Path(scene_dir)
     if not root.is_dir():
         raise CctvkitError("scene folder not found", root, FIX)
-    plate = _read_image(_need(root, "plate.png"), cv2.IMREAD_COLOR)
-    walk_path = _need(root, "walkable.png")
+    plate = _read_image(_need(root, SceneOut.plate.name), cv2.IMREAD_COLOR)
+    walk_path = _need(root, SceneOut.walkable.name)
     walkable = _read_image(walk_path, cv2.IMREAD_GRAYSCALE) > 127
     if walkable.shape != plate.shape[:2]:
         raise CctvkitError(
@@ -213,7 +214,7 @@ def load_scene(scene_dir: str | Path) -> Scene:
             walk_path,
             FIX,
         )
-    persp_path = _need(root, "perspective.json")
+    persp_path = _need(root, SceneOut.perspective.name)
     doc = _read_json(persp_path)
     perspective = Perspective.from_json(doc if isinstance(doc, dict) else {}, persp_path)
     plates = _load_plates(root, plate)

@@ -26,6 +26,7 @@ from typing import Any
 
 from edge.errors import CctvkitError
 from edge.manifest import Manifest
+from edge.stages import IMPORT, ImportOut
 from trainer import pipeline
 from trainer.config import PipelineConfig
 from trainer.importer import import_run, link_or_copy
@@ -122,11 +123,12 @@ def prepare_real(arm_dir: Path, split: ExperimentSplit, cfg: PipelineConfig, pro
     m = import_run(split.data, arm_dir.name, arm_dir.parent, split.neg_root, force=True, progress=progress,
                    val_fraction=p.val_fraction, test_fraction=p.test_fraction, block_size=p.block_size,
                    guard=p.resolved_guard, cls_size=cfg.compose.cls_size)
-    doc = json.loads((m.run_dir / "compose" / "import.json").read_text())
+    listing = m.output(IMPORT.name, ImportOut.import_json.name)
+    doc = json.loads(listing.read_text())
     for s in ("train", "val", "test"):  # with a test clip: no test split here, and none in data's split
         if doc["splits"].get(s, []) != split.names(s):  # the import's own split must be the experiment's
             raise CctvkitError(f"trainer import split the {s} frames differently from split.json",
-                               m.run_dir / "compose" / "import.json", "this is a bug: report it")
+                               listing, "this is a bug: report it")
     train, val = doc["splits"]["train"], doc["splits"]["val"]
     negs = [n for s in ("train", "val") for n in doc.get("negative_splits", {}).get(s, [])]
     return ArmData(m, f"{len(train)} real frames with their labels (train split; {len(val)} val frames)",

@@ -17,6 +17,7 @@ from edge.eval import score_detections
 from edge.eval.coco import iou_matrix
 from edge.eval.labelled import load_label_file, read_image
 from edge.formats.yolo import label_path_for, list_images, load_yolo_labels
+from edge.stages import SceneOut
 from edge.types import Detections
 
 from .split import ExperimentSplit
@@ -28,8 +29,8 @@ def pseudo_label_quality(scene_dir: Path, split: ExperimentSplit, labels_dir: Pa
     training frames) against the real labels; None when the scene stage did not run. labels_dir: score these
     label files (<frame stem>.txt, e.g. a self-training round's) instead of the scene's; a frame without
     one there is left out."""
-    keys_path = scene_dir / "frame_keys.json"
-    images = list_images(scene_dir / "frames" / "images")
+    keys_path = scene_dir / SceneOut.frame_keys.name
+    images = list_images(scene_dir / SceneOut.frames.name / "images")
     if not keys_path.is_file() or not images:
         return None
     n_keys = len(json.loads(keys_path.read_text())["keys"])

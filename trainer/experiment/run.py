@@ -23,6 +23,7 @@ from edge.atomic import atomic_write_text
 from edge.errors import CctvkitError
 from edge.formats.yolo import list_images
 from edge.manifest import Manifest
+from edge.stages import DataSetOut, dataset_stage
 from trainer import pipeline
 from trainer.config import PipelineConfig
 from trainer.relabel.teacher import TeacherFile
@@ -88,11 +89,11 @@ def run_arm(arm: str, exp: Path, split: ExperimentSplit, bases: dict[str, SceneB
     try:
         data: ArmData = prepare_arm(arm, arm_dir, split, bases, cfg, progress)
         m = data.manifest
-        det = m.run_dir / "compose" / "detect" / "images"
+        det = m.output(dataset_stage(m.data["stages"]), DataSetOut.detect.name, verify=False) / "images"
         result.update(description=data.description, real_label_percent=data.real_label_percent,
                       train_images=len(list_images(det / "train")), val_images=len(list_images(det / "val")),
                       **data.extra)
-        files = training_files(m.run_dir)
+        files = training_files(m)
         if arm != "real":  # the scene's only input: the frame folder
             files += list_images(exp / "frames")
         result["leakage_check"] = {"files_checked": assert_no_leakage(arm, hashes, files, split, data.sources),

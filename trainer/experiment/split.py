@@ -21,6 +21,8 @@ from edge.atomic import atomic_write_text, sha256_file
 from edge.errors import CctvkitError
 from edge.eval import natural_key
 from edge.formats.yolo import list_images
+from edge.manifest import Manifest
+from edge.stages import DataSetOut, dataset_stage
 from trainer.importer import SPLITS as SPLIT_NAMES
 from trainer.importer import Frame, assign, find_frames, link_labelled, link_or_copy
 
@@ -216,12 +218,15 @@ def pick_evenly(items: list[Any], percent: int) -> list[Any]:
     return [items[(2 * i + 1) * n // (2 * k)] for i in range(k)]
 
 
-def training_files(run_dir: Path) -> list[Path]:
-    """Every file an arm's detector or classifier trains or validates on (its compose stage's data sets)."""
-    compose = Path(run_dir) / "compose"
+def training_files(m: Manifest) -> list[Path]:
+    """Every file an arm's detector or classifier trains or validates on (its compose or import stage's
+    data sets)."""
+    stage = dataset_stage(m.data["stages"])
+    detect = m.output(stage, DataSetOut.detect.name, verify=False)
+    classify = m.output(stage, DataSetOut.classify.name, verify=False)
     out: list[Path] = []
     for split in ("train", "val"):
-        for root in (compose / "detect" / "images" / split, compose / "classify" / split):
+        for root in (detect / "images" / split, classify / split):
             if root.is_dir():
                 out += [p for p in root.rglob("*") if p.is_file()]
     return out

@@ -9,6 +9,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from edge.stages import SceneOut
 from trainer.scene.people import PersonObservation
 from trainer.scene.perspective import Perspective
 from trainer.scene.sizemodel import RadialSize
@@ -127,7 +128,7 @@ def select_spread(cands: list[Cutout], limit: int) -> list[Cutout]:
 
 def save_cutouts(cutouts: list[Cutout], out_dir: Path) -> list[dict]:
     """Write cutouts/NNNNN.png under out_dir; return the cutouts.json records."""
-    folder = out_dir / "cutouts"
+    folder = out_dir / SceneOut.cutouts.name
     folder.mkdir(parents=True, exist_ok=True)
     records = []
     for n, c in enumerate(cutouts, 1):

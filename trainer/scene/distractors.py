@@ -22,6 +22,7 @@ import cv2
 import numpy as np
 
 from edge.errors import CctvkitError
+from edge.stages import SceneOut
 from trainer.scene.blobs import inside
 
 MIN_SIDE = 8  # px: smaller blobs are noise, not an object a detector could mistake
@@ -61,15 +62,15 @@ class DistractorBank:
         if len(chosen) > self.limit:
             keep = np.unique(np.linspace(0, len(chosen) - 1, self.limit).round().astype(int))
             chosen = [chosen[i] for i in keep]
-        folder = out_dir / "distractors"
+        folder = out_dir / SceneOut.distractors.name
         folder.mkdir(parents=True, exist_ok=True)
         records = []
         for n, d in enumerate(chosen, 1):
-            name = f"distractors/{n:05d}.png"
+            name = f"{SceneOut.distractors.name}/{n:05d}.png"
             if not cv2.imwrite(str(out_dir / name), d.rgba):
                 raise OSError(f"cannot write {out_dir / name}")
             records.append({"file": name, "frame": d.frame, "box": list(d.box), "why": d.why})
-        (out_dir / "distractors.json").write_text(json.dumps(records, indent=1) + "\n")
+        (out_dir / SceneOut.distractors_json.name).write_text(json.dumps(records, indent=1) + "\n")
         whys: dict[str, int] = {}
         for d in self.found:
             whys[d.why] = whys.get(d.why, 0) + 1
@@ -79,7 +80,7 @@ class DistractorBank:
 
 def load_distractors(scene_dir: Path) -> list[dict[str, Any]]:
     """The records of distractors.json with their RGBA images ("rgba"); [] for scenes without one."""
-    path = scene_dir / "distractors.json"
+    path = scene_dir / SceneOut.distractors_json.name
     if not path.is_file():
         return []
     out = []

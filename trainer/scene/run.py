@@ -28,6 +28,7 @@ from rich.console import Console
 
 from edge.errors import CctvkitError
 from edge.formats.yolo import save_yolo_labels
+from edge.stages import SceneOut
 from trainer.relabel.teacher import Teacher
 from trainer.scene import evidence as ev
 from trainer.scene.anyscene import any_perspective_json, fit_any, row_model, size_of, width_ratio_any
@@ -218,12 +219,12 @@ def _plates(video: Path, out_dir: Path, segments: list[Segment], params: ScenePa
     main = int(np.argmax([len(seg) for seg in segments]))
     records = []
     for k, (seg, used, plate) in enumerate(zip(segments, idx, plates, strict=True)):
-        name = f"plates/plate_{k:02d}.png"
+        name = f"{SceneOut.plates.name}/plate_{k:02d}.png"
         _imwrite(out_dir / name, plate.image)
         records.append({"index": k, "frames": [seg.start, seg.stop - 1], "n_frames": len(seg),
                         "plate_frames": len(used), "plate": name, "main": k == main,
                         "plate_method": params.plate, "plate_unseen": round(plate.unseen, 4)})
-    _imwrite(out_dir / "plate.png", plates[main].image)
+    _imwrite(out_dir / SceneOut.plate.name, plates[main].image)
     return plates, main, records
 
 
@@ -302,7 +303,7 @@ def build_scene(video: Path, out_dir: Path, params: SceneParams, progress: bool 
             people = finder.find(frame, i)
             scanned.extend(people)
             if i in label_idx:
-                _write_labelled(out_dir, "frames", i, frame, _boxes(people), params.jpeg_quality)
+                _write_labelled(out_dir, SceneOut.frames.name, i, frame, _boxes(people), params.jpeg_quality)
                 n_train_boxes += len(people)
             if taught is not None:
                 taught.see(i, frame, _boxes(people), i in label_idx)
@@ -314,7 +315,7 @@ def build_scene(video: Path, out_dir: Path, params: SceneParams, progress: bool 
     if taught is not None:  # the labelled frames' labels become the teacher's, fused with the finder's
         taught_labels, teacher_summary = taught.labels()
         for i, boxes in taught_labels.items():
-            _write_labels(out_dir, "frames", i, boxes, (info.height, info.width))
+            _write_labels(out_dir, SceneOut.frames.name, i, boxes, (info.height, info.width))
         n_train_boxes = teacher_summary["label_boxes"]
     t = lap("scan", t)
 
@@ -328,15 +329,15 @@ def build_scene(video: Path, out_dir: Path, params: SceneParams, progress: bool 
     except CctvkitError:
         persp, inliers, usable, size = persp0, inl0, usable0, size0  # the calibration fit stands
     persp_doc = persp.to_json() if size is None else any_perspective_json(persp, size)
-    (out_dir / "perspective.json").write_text(json.dumps(persp_doc, indent=2) + "\n")
+    (out_dir / SceneOut.perspective.name).write_text(json.dumps(persp_doc, indent=2) + "\n")
     feet = np.array([p.foot for p in usable], np.float64).reshape(-1, 2)
     walk = walkable_mask(feet[inliers], (info.height, info.width), persp, width_ratio)
-    _imwrite(out_dir / "walkable.png", walk)
+    _imwrite(out_dir / SceneOut.walkable.name, walk)
     cutouts = select_spread(candidates, params.max_cutouts)
     records = save_cutouts(cutouts, out_dir)
-    (out_dir / "cutouts.json").write_text(json.dumps(records, indent=1) + "\n")
+    (out_dir / SceneOut.cutouts_json.name).write_text(json.dumps(records, indent=1) + "\n")
     distractor_summary = distractors.save(out_dir)
-    _imwrite(out_dir / "overview.png", draw_overview(plate.image, walk, feet, inliers, persp, width_ratio,
+    _imwrite(out_dir / SceneOut.overview.name, draw_overview(plate.image, walk, feet, inliers, persp, width_ratio,
                                                         "height" if size is None else "length"))
     t = lap("scene", t)
 
@@ -360,7 +361,7 @@ def build_scene(video: Path, out_dir: Path, params: SceneParams, progress: bool 
             boxes = _boxes(finders[k].find(frame, i))
             if taught is not None:
                 boxes = taught.holdout_boxes(frame, boxes)
-            _write_labelled(out_dir, "holdout", i, frame, boxes, params.jpeg_quality)
+            _write_labelled(out_dir, SceneOut.holdout.name, i, frame, boxes, params.jpeg_quality)
             n_hold_frames += 1
             n_hold_boxes += len(boxes)
             advance()
@@ -412,5 +413,5 @@ def build_scene(video: Path, out_dir: Path, params: SceneParams, progress: bool 
         "timings_s": timings,
         "params": params.model_dump(mode="json"),
     }
-    (out_dir / "scene.json").write_text(json.dumps(summary, indent=2) + "\n")
+    (out_dir / SceneOut.scene_json.name).write_text(json.dumps(summary, indent=2) + "\n")
     return summary

@@ -85,7 +85,8 @@ def test_tiny_experiment(tmp_path, monkeypatch):
     test_names = set(split["splits"]["test"])
     for name, arm in arms.items():
         m = Manifest.load(exp / "arms" / name)
-        assert m.data["complete"] and set(m.data["stages"]) >= {"compose", "train", "export"}
+        data_stage = "import" if name == "real" else "compose"  # the real arm is a `trainer import` run
+        assert m.data["complete"] and set(m.data["stages"]) >= {data_stage, "train", "export"}
         verify = json.loads((m.run_dir / "export" / "verify.json").read_text())
         # Every arm was scored on the same real test folder, every test frame.
         assert verify["data"]["path"] == str((exp / "test").resolve()) and verify["data"]["frames"] == test["frames"]
@@ -113,7 +114,7 @@ def test_tiny_experiment(tmp_path, monkeypatch):
         for k in (0, 1):
             m.output("train", f"detector-round-{k}.pt")  # recorded with its sha256
     # The real arm's import split is the experiment's split.
-    imp = json.loads((exp / "arms" / "real" / "compose" / "import.json").read_text())
+    imp = json.loads((exp / "arms" / "real" / "import" / "import.json").read_text())
     assert imp["splits"]["test"] == split["splits"]["test"] and not test_names & set(imp["splits"]["train"])
     assert arms["real"]["real_label_percent"] == 100 and arms["label-free"]["real_label_percent"] == 0
     # hybrid-50: label-free's composed set + half the train frames with their real labels, named in the manifest.

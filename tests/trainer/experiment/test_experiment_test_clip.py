@@ -100,9 +100,9 @@ def test_real_arm_imports_train_val_only(clips, tmp_path):
     split = make_split(data, plates, PARAMS, test_data, test_plates)
     cfg = PipelineConfig.model_validate({"compose": {"cls_size": 32}})
     arm = prepare_real(tmp_path / "arms" / "real", split, cfg, progress=False)  # checks import.json itself
-    doc = json.loads((arm.manifest.run_dir / "compose" / "import.json").read_text())
+    doc = json.loads((arm.manifest.run_dir / "import" / "import.json").read_text())
     assert doc["splits"]["train"] == split.names("train") and "test" not in doc["splits"]
-    assert arm.manifest.stage("compose")["params"]["test_fraction"] == 0
+    assert arm.manifest.stage("import")["params"]["test_fraction"] == 0
 
 
 def test_leakage_of_a_test_clip_frame_is_caught(clips, tmp_path):
