@@ -208,7 +208,7 @@ def _spec_for(path: Path, shown: Path, base: ModelSpec, precision: str) -> Model
 
 def _convert_fp32(model: Any, pt_path: Path, imgsz: tuple[int, int], progress: bool) -> tuple[Path, list]:
     """Ultralytics' format="litert" export with an NHWC input; returns (file, converter input shapes)."""
-    from trainer.yolo.offline import verbosity
+    from export.offline import verbosity
 
     try:
         with verbosity(progress), quiet(progress), _channel_last_conversion() as calls:
@@ -246,7 +246,7 @@ def export_litert(
     int8_scheme: what the "int8" file quantises (INT8_SCHEMES); default "conv" for detectors, "all" for
     classifiers (no detect head to keep float, and equal accuracy on the demo); "fullint8" is always "all".
     """
-    from trainer.yolo.offline import load_model
+    from export.offline import load_model
 
     pt_path, out_dir = Path(pt_path), Path(out_dir)
     bad = [p for p in precisions if p not in PRECISIONS]

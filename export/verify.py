@@ -122,7 +122,7 @@ def _pytorch_row(
     """The trained .pt through Ultralytics predict at the exported models' imgsz, same frames, conf, iou."""
     import torch
 
-    from trainer.yolo.offline import load_model
+    from export.offline import load_model
 
     yolo = load_model(spec.task, pt)
     names = [str(yolo.names[k]) for k in sorted(yolo.names)]
