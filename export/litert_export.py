@@ -25,7 +25,6 @@ LiteRT interpreter and, for FP32, matched the PyTorch model; nothing half-writte
 from __future__ import annotations
 
 import contextlib
-import platform
 import shutil
 import tempfile
 import zipfile
@@ -40,6 +39,7 @@ import numpy as np
 from edge.errors import CctvkitError
 from edge.types import ModelSpec
 from export.calibration import MIN_IMAGES, ImageCalibrationReader
+from export.formats.litert import EXTRA_FIX, TOOLCHAIN, unsupported_host
 from export.litert_quant import (
     CALIB_METHOD,
     INT8_SCHEMES,
@@ -53,13 +53,6 @@ from export.ncnn_export import cosine
 from export.onnx_export import check_person_model, expected_output_shape
 
 PRECISIONS = ("fp32", "fp16", "int8", "fullint8")
-EXTRA_FIX = "install the export-litert extra: pip install 'cctvkit[export-litert]'"
-# module -> (pip name, lowest version): below these Ultralytics' check_requirements would want pip.
-TOOLCHAIN = {
-    "litert_torch": ("litert-torch", "0.10.0"),
-    "ai_edge_litert": ("ai-edge-litert", "2.3.0"),
-    "ai_edge_quantizer": ("ai-edge-quantizer", "0.1.0"),
-}
 FP32_MAX_REL_ERR = 1e-3  # FP32 LiteRT (XNNPACK) vs PyTorch, relative L2 error of the output
 
 
@@ -69,12 +62,9 @@ def _version_tuple(v: str) -> tuple[int, ...]:
 
 def check_litert_toolchain() -> dict[str, str]:
     """The LiteRT export's packages are importable and new enough; returns {pip name: version}."""
-    system, machine = platform.system(), platform.machine().lower()
-    if not (system == "Darwin" or (system == "Linux" and machine not in ("aarch64", "arm64"))):
-        raise CctvkitError(  # Ultralytics' LiteRT exporter refuses other hosts (litert-torch wheels)
-            f"LiteRT export runs on Linux x86-64 or macOS, not {system} {machine}",
-            fix="export on the workstation and copy the .tflite files to the device",
-        )
+    why = unsupported_host()
+    if why is not None:
+        raise CctvkitError(why, fix="export on the workstation and copy the .tflite files to the device")
     found = {}
     for module, (pip_name, lowest) in TOOLCHAIN.items():
         try:

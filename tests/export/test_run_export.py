@@ -3,7 +3,6 @@ export config's own train section says (a model trained at 64 exported at the de
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
@@ -14,23 +13,8 @@ from trainer import pipeline
 from trainer.config import ExportParams, PipelineConfig
 
 
-def _run_with_train_stage(toy: dict[str, Path], run: Path, params: dict) -> Manifest:
-    m = Manifest.create(run, "toy")
-    compose = run / "compose"
-    shutil.copytree(toy["detect_yaml"].parent, compose / "detect")
-    shutil.copytree(toy["classify_root"], compose / "classify")
-    m.record_stage("compose", params={}, outputs={"detect": compose / "detect", "classify": compose / "classify"})
-    (run / "train").mkdir()
-    pts = {name: run / "train" / name for name in ("detector.pt", "classifier.pt")}
-    shutil.copy2(toy["detector"], pts["detector.pt"])
-    shutil.copy2(toy["classifier"], pts["classifier.pt"])
-    m.record_stage("train", params=params, outputs=pts)
-    m.save()
-    return m
-
-
-def test_export_uses_the_trained_input_size(toy_models: dict[str, Path], tmp_path: Path) -> None:
-    m = _run_with_train_stage(toy_models, tmp_path / "run", {"detector_imgsz": 64, "classifier_imgsz": 32})
+def test_export_uses_the_trained_input_size(run_with_train_stage, tmp_path: Path) -> None:
+    m = run_with_train_stage(tmp_path / "run", {"detector_imgsz": 64, "classifier_imgsz": 32})
     cfg = PipelineConfig()  # its train section says 320 / 160
     assert (cfg.train.detector_imgsz, cfg.train.classifier_imgsz) == (320, 160)
     cfg.export = ExportParams(calibration_images=32, verify=False)
@@ -42,8 +26,8 @@ def test_export_uses_the_trained_input_size(toy_models: dict[str, Path], tmp_pat
     }
 
 
-def test_a_train_stage_without_sizes_is_a_clear_error(toy_models: dict[str, Path], tmp_path: Path) -> None:
-    m = _run_with_train_stage(toy_models, tmp_path / "run", {})
+def test_a_train_stage_without_sizes_is_a_clear_error(run_with_train_stage, tmp_path: Path) -> None:
+    m = run_with_train_stage(tmp_path / "run", {})
     cfg = PipelineConfig()
     cfg.export = ExportParams(calibration_images=32, verify=False)
     with pytest.raises(CctvkitError, match="does not record detector_imgsz"):
