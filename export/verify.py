@@ -325,15 +325,8 @@ def verify_export(
             try:
                 rows.append(_edge_row(c, vset, threads, timing, conf, iou, progress))
             except CctvkitError as e:  # one broken model must not hide the report on the others
-                rows.append(
-                    {
-                        "model": c.name,
-                        "task": task,
-                        "format": c.spec.format,
-                        "precision": c.spec.precision,
-                        "error": str(e),
-                    }
-                )
+                rows.append({"model": c.name, "task": task, "format": c.spec.format,
+                             "precision": c.spec.precision, "error": str(e)})
     chance = {t: chance_level(t, vset) for t in ("detect", "classify")}
     failures = compare_rows(rows, chance, params.max_drop)
     return {
