@@ -214,6 +214,45 @@ def _convert_fp32(model: Any, pt_path: Path, imgsz: tuple[int, int], progress: b
     return produced, [list(c) for c in calls]
 
 
+def _check_choices(precisions: Sequence[str], int8_scheme: str | None, task: str) -> str:
+    """Known precisions and int8 scheme; returns the scheme ("conv" for detectors, "all" for classifiers
+    when none is given)."""
+    bad = [p for p in precisions if p not in PRECISIONS]
+    if bad or not precisions:
+        raise CctvkitError(f"unknown LiteRT precision(s) {bad}", fix=f"choose from: {', '.join(PRECISIONS)}")
+    int8_scheme = int8_scheme or ("conv" if task == "detect" else "all")
+    if int8_scheme not in INT8_SCHEMES:
+        raise CctvkitError(
+            f"unknown LiteRT int8 scheme '{int8_scheme}'", fix=f"choose one of: {', '.join(INT8_SCHEMES)}"
+        )
+    return int8_scheme
+
+
+def _variant_spec(p: str, written: Path, final: Path, base: ModelSpec, calib: CalibrationSet | None,
+                  interp32: Any, int8_scheme: str) -> ModelSpec:
+    """The spec of one written precision, with what its notes say about how it was made."""
+    spec = _spec_for(written, final, base, p)
+    if p in ("int8", "fullint8"):
+        assert calib is not None
+        interp = _interpreter(written, final)
+        probes = [f.astype(np.float32) / np.float32(255.0) for f in calib.frames[:8]]
+        spec.notes.update(
+            calibration_method=CALIB_METHOD,
+            calibration_images=len(calib),
+            calibration_preprocessing="edge.detect.preprocess (letterbox / squash), RGB / 255",
+            cosine_vs_fp32_min=round(
+                min(cosine(_run(interp, xi), _run(interp32, xi)) for xi in probes), 5
+            ),
+        )
+        scheme = "all" if p == "fullint8" else int8_scheme
+        spec.notes.update(int8_scheme=scheme, int8_ops=INT8_SCHEMES[scheme])
+        if p == "fullint8":
+            spec.notes["input_range"] = "pinned to 0..1: int8 = pixel - 128"
+    elif p == "fp16":
+        spec.notes["weights"] = "float16 conv weights (LiteRT CPU kernels compute in float32)"
+    return spec
+
+
 def export_litert(
     pt_path: Path,
     out_dir: Path,
@@ -239,14 +278,7 @@ def export_litert(
     from export.offline import load_model
 
     pt_path, out_dir = Path(pt_path), Path(out_dir)
-    bad = [p for p in precisions if p not in PRECISIONS]
-    if bad or not precisions:
-        raise CctvkitError(f"unknown LiteRT precision(s) {bad}", fix=f"choose from: {', '.join(PRECISIONS)}")
-    int8_scheme = int8_scheme or ("conv" if task == "detect" else "all")
-    if int8_scheme not in INT8_SCHEMES:
-        raise CctvkitError(
-            f"unknown LiteRT int8 scheme '{int8_scheme}'", fix=f"choose one of: {', '.join(INT8_SCHEMES)}"
-        )
+    int8_scheme = _check_choices(precisions, int8_scheme, task)
     (h, w), class_names = check_person_model(pt_path, task, imgsz)
     quantized = [p for p in precisions if p in ("int8", "fullint8")]
     if quantized and len(calib_images) < MIN_IMAGES:
@@ -316,28 +348,8 @@ def export_litert(
                 written[p] = tmp / f"{p}.tflite"
                 quantize_checked(produced, written[p], p, calib, cache, finals[p], metadata, progress)
 
-        results = []
-        for p in precisions:
-            spec = _spec_for(written[p], finals[p], base, p)
-            if p in quantized:
-                assert calib is not None
-                interp = _interpreter(written[p], finals[p])
-                probes = [f.astype(np.float32) / np.float32(255.0) for f in calib.frames[:8]]
-                spec.notes.update(
-                    calibration_method=CALIB_METHOD,
-                    calibration_images=len(calib),
-                    calibration_preprocessing="edge.detect.preprocess (letterbox / squash), RGB / 255",
-                    cosine_vs_fp32_min=round(
-                        min(cosine(_run(interp, xi), _run(interp32, xi)) for xi in probes), 5
-                    ),
-                )
-                scheme = "all" if p == "fullint8" else int8_scheme
-                spec.notes.update(int8_scheme=scheme, int8_ops=INT8_SCHEMES[scheme])
-                if p == "fullint8":
-                    spec.notes["input_range"] = "pinned to 0..1: int8 = pixel - 128"
-            elif p == "fp16":
-                spec.notes["weights"] = "float16 conv weights (LiteRT CPU kernels compute in float32)"
-            results.append((p, spec, [finals[p]]))
+        results = [(p, _variant_spec(p, written[p], finals[p], base, calib, interp32, int8_scheme), [finals[p]])
+                   for p in precisions]
         for p in precisions:
             written[p].chmod(0o644)  # the quantizer writes 0755 files
             written[p].replace(finals[p])  # same file system: atomic renames

@@ -22,7 +22,7 @@ from edge.manifest import Manifest
 from edge.types import ModelSpec
 from export.formats import ExportedModel, ExportFormat, TrainedModel, formats_to_export
 from export.params import ExportParams
-from export.verify import Candidate, VerifyParams, check_failed, verify_export, verify_summary
+from export.verify import Candidate, VerifyParams, check_failed, frames_for, verify_export, verify_summary
 
 STAGE = "export"  # the stage's folder in the run directory; the manifest's model paths start with it
 # (tag, train stage output, task, train stage parameter with its input size, calibration images under the
@@ -69,6 +69,9 @@ class ExportStage:
         formats = formats_to_export(params.formats)
         vset = (load_verify_set(manifest, params.labels, params.negatives, max_frames=params.verify_frames)
                 if params.verify else None)
+        if vset is not None:
+            for model in trained:
+                frames_for(model.task, vset)
         return cls(params, verify, manifest.data.get("run"), trained, roots, formats, vset, progress)
 
     def run(self, out: Path) -> dict[str, Any]:

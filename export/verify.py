@@ -51,6 +51,12 @@ class VerifyParams:
     iou: float = 0.45
     max_drop: float = 2.0  # points an INT8 model may lose against FP32 PyTorch
 
+    def __post_init__(self) -> None:
+        if not self.threads or min(self.threads) < 1:
+            raise CctvkitError(
+                f"verify threads {list(self.threads)} must be >= 1", fix="e.g. export.verify_threads: [1, 2, 4]"
+            )
+
     @classmethod
     def of(cls, p: ExportParams, conf: float, iou: float) -> VerifyParams:
         return cls(threads=tuple(p.verify_threads), timing_frames=p.verify_timing_frames, conf=conf, iou=iou,
@@ -292,6 +298,14 @@ def compare_rows(rows: list[dict[str, Any]], chance: dict[str, float], max_drop:
     return failures
 
 
+def frames_for(task: str, vset: LabelledSet) -> list[np.ndarray]:
+    """The frames a task's models are verified on; none is a user error (checked before the export)."""
+    frames = vset.frames if task == "detect" else vset.presence_frames
+    if not frames:
+        raise CctvkitError(f"no frames to verify the {task} models on", fix="pass --labels or --negatives")
+    return frames
+
+
 def verify_export(
     candidates: Sequence[Candidate],
     weights: Mapping[str, Path],
@@ -304,22 +318,13 @@ def verify_export(
     """The report (a JSON-able dict) on the candidates against the trained weights (task -> .pt);
     report["failures"] lists the INT8 models beyond params.max_drop (and models the edge runtime cannot run)."""
     threads = sorted({int(t) for t in params.threads})
-    if not threads or threads[0] < 1:
-        raise CctvkitError(
-            f"verify threads {threads} must be >= 1", fix="e.g. export.verify_threads: [1, 2, 4]"
-        )
     conf, iou = params.conf, params.iou
     rows: list[dict[str, Any]] = []
     for task in ("detect", "classify"):
         mine = [c for c in candidates if c.spec.task == task]
         if not mine:
             continue
-        frames = vset.frames if task == "detect" else vset.presence_frames
-        if not frames:
-            raise CctvkitError(
-                f"no frames to verify the {task} models on", fix="pass --labels or --negatives"
-            )
-        timing = spread(frames, params.timing_frames)
+        timing = spread(frames_for(task, vset), params.timing_frames)
         rows.append(_pytorch_row(weights[task], mine[0].spec, vset, threads, timing, conf, iou, progress))
         for c in mine:
             try:

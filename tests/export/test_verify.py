@@ -337,3 +337,13 @@ def test_export_verification_and_bench_run_give_one_model_the_same_scores(
     for key in (*PRESENCE_KEYS, "eval_frames"):
         assert cells["classifier-onnx-fp32"][key] == rows["classifier-onnx-fp32"][key], key
     assert rows["detector-onnx-fp32"]["eval_frames"] == 10 and rows["detector-onnx-fp32"]["n_gt"] > 0
+
+
+def test_verify_params_come_from_the_export_params_and_check_threads_at_once() -> None:
+    from export.params import ExportParams
+
+    p = ExportParams(verify_threads=[2, 1], verify_timing_frames=5, max_int8_drop=1.5)
+    assert VerifyParams.of(p, conf=0.3, iou=0.5) == VerifyParams(threads=(2, 1), timing_frames=5, conf=0.3,
+                                                                iou=0.5, max_drop=1.5)
+    with pytest.raises(CctvkitError, match=r"verify threads \[0\] must be >= 1 -- e.g. export.verify_threads"):
+        VerifyParams.of(ExportParams(verify_threads=[0]), conf=0.25, iou=0.45)  # before any export starts
