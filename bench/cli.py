@@ -1,17 +1,22 @@
 """`bench`: measure a run's models on this device (a Pi 5 or a workstation) and compare results.
 
 bench run --models runs/site1/manifest.json [--source FILE|DIR|DEVICE|URL] [--labels DIR [--negatives DIR]]
-          [--threads 1,2,4] [--backends onnxruntime,litert,ncnn] [--duration 10m] [--vs-ultralytics] [--out DIR]
+          [--threads 1,2,4] [--backends onnxruntime,litert,ncnn] [--duration 10m] [--out DIR]
 bench compare A/results.json B/results.json
+
+Against Ultralytics' own predict on the same files and frames (a workstation comparison: bench runs on the
+device, which has no Ultralytics): benchmarks/bench_vs_ultralytics.py with the same arguments as bench run.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import psutil
 from rich.console import Console
 
@@ -37,7 +42,13 @@ def _labelled(args: argparse.Namespace, manifest: Any) -> Any:
     return None
 
 
-def cmd_run(args: argparse.Namespace) -> int:
+# (models, the matrix's cells, frames, conf) -> one row per model comparing it with another runtime.
+ReferenceRows = Callable[[list[Any], list[dict[str, Any]], list[np.ndarray], float], list[dict[str, Any]]]
+
+
+def cmd_run(args: argparse.Namespace, vs_ultralytics: ReferenceRows | None = None) -> int:
+    """vs_ultralytics: benchmarks/bench_vs_ultralytics.py's rows (Ultralytics' predict on the same files and
+    frames); bench itself never loads Ultralytics."""
     from bench.cells import CellOptions
     from bench.feeds import CaptureFeed, ListFeed, parse_duration
     from bench.matrix import build_cells, check_backends, load_models, parse_list, results_doc, run_matrix
@@ -69,16 +80,16 @@ def cmd_run(args: argparse.Namespace) -> int:
                        duration_s=duration, interval_s=1.0 if duration else 0.5)
     params = {k: v for k, v in vars(args).items() if k != "func"}
     out = Path(args.out) if args.out else (manifest.run_dir / "bench-device" if manifest else Path("bench-device"))
+    ul_frames: list[np.ndarray] = []
     try:
         prepare_out_dir(out)
         rows = run_matrix(cells, data, feed, opts, progress=not args.no_progress)
-        ul_frames = data.frames[: args.frames] if data is not None else [feed.next() for _ in range(20)]
+        if vs_ultralytics is not None:
+            ul_frames = data.frames[: args.frames] if data is not None else [feed.next() for _ in range(20)]
     finally:
         feed.close()
     doc = results_doc(rows, manifest=manifest, data=data, feed=feed, opts=opts, params=params)
-    if args.vs_ultralytics:
-        from bench.ultra import vs_ultralytics
-
+    if vs_ultralytics is not None:
         doc["vs_ultralytics"] = vs_ultralytics(models, rows, ul_frames, args.conf)
     files = write_matrix_reports(doc, out, plots=not args.no_plots)
     console = stdout_console()
@@ -136,8 +147,6 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--conf", type=float, default=0.25, help="detector operating threshold")
     run.add_argument("--iou", type=float, default=0.45)
     run.add_argument("--threshold", type=float, default=0.5, help="classifier person probability threshold")
-    run.add_argument("--vs-ultralytics", action="store_true",
-                     help="also time Ultralytics' predict on the same files and frames (workstation only)")
     run.add_argument("--out", help="results folder (default: <run>/bench-device)")
     run.add_argument("--no-plots", action="store_true")
     run.add_argument("--no-progress", action="store_true")
@@ -150,11 +159,13 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, vs_ultralytics: ReferenceRows | None = None) -> int:
     args = build_parser().parse_args(argv)
     if getattr(args, "frames", 1) < 1 or getattr(args, "max_frames", 1) < 1:
         print("error: --frames and --max-frames must be >= 1", file=sys.stderr)
         return 2
+    if vs_ultralytics is not None and args.func is cmd_run:
+        return run_command(lambda a: cmd_run(a, vs_ultralytics), args)
     return run_command(args.func, args)
 
 

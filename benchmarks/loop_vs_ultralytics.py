@@ -175,7 +175,7 @@ class UltralyticsLoop:
     name = "ultralytics"
 
     def __init__(self, case: Case, threads: int, conf: float, iou: float, max_det: int, session: str):
-        from trainer.yolo.offline import ultralytics_yolo  # configures Ultralytics offline before import
+        from export.offline import ultralytics_yolo  # configures Ultralytics offline before import
 
         self.model = ultralytics_yolo()(str(case.path), task="detect")
         self.kw: dict[str, Any] = dict(

@@ -25,7 +25,6 @@ LiteRT interpreter and, for FP32, matched the PyTorch model; nothing half-writte
 from __future__ import annotations
 
 import contextlib
-import platform
 import shutil
 import tempfile
 import zipfile
@@ -40,6 +39,7 @@ import numpy as np
 from edge.errors import CctvkitError
 from edge.types import ModelSpec
 from export.calibration import MIN_IMAGES, ImageCalibrationReader
+from export.formats.litert import EXTRA_FIX, TOOLCHAIN, unsupported_host
 from export.litert_quant import (
     CALIB_METHOD,
     INT8_SCHEMES,
@@ -53,13 +53,6 @@ from export.ncnn_export import cosine
 from export.onnx_export import check_person_model, expected_output_shape
 
 PRECISIONS = ("fp32", "fp16", "int8", "fullint8")
-EXTRA_FIX = "install the export-litert extra: pip install 'cctvkit[export-litert]'"
-# module -> (pip name, lowest version): below these Ultralytics' check_requirements would want pip.
-TOOLCHAIN = {
-    "litert_torch": ("litert-torch", "0.10.0"),
-    "ai_edge_litert": ("ai-edge-litert", "2.3.0"),
-    "ai_edge_quantizer": ("ai-edge-quantizer", "0.1.0"),
-}
 FP32_MAX_REL_ERR = 1e-3  # FP32 LiteRT (XNNPACK) vs PyTorch, relative L2 error of the output
 
 
@@ -69,12 +62,9 @@ def _version_tuple(v: str) -> tuple[int, ...]:
 
 def check_litert_toolchain() -> dict[str, str]:
     """The LiteRT export's packages are importable and new enough; returns {pip name: version}."""
-    system, machine = platform.system(), platform.machine().lower()
-    if not (system == "Darwin" or (system == "Linux" and machine not in ("aarch64", "arm64"))):
-        raise CctvkitError(  # Ultralytics' LiteRT exporter refuses other hosts (litert-torch wheels)
-            f"LiteRT export runs on Linux x86-64 or macOS, not {system} {machine}",
-            fix="export on the workstation and copy the .tflite files to the device",
-        )
+    why = unsupported_host()
+    if why is not None:
+        raise CctvkitError(why, fix="export on the workstation and copy the .tflite files to the device")
     found = {}
     for module, (pip_name, lowest) in TOOLCHAIN.items():
         try:
@@ -208,7 +198,7 @@ def _spec_for(path: Path, shown: Path, base: ModelSpec, precision: str) -> Model
 
 def _convert_fp32(model: Any, pt_path: Path, imgsz: tuple[int, int], progress: bool) -> tuple[Path, list]:
     """Ultralytics' format="litert" export with an NHWC input; returns (file, converter input shapes)."""
-    from trainer.yolo.offline import verbosity
+    from export.offline import verbosity
 
     try:
         with verbosity(progress), quiet(progress), _channel_last_conversion() as calls:
@@ -222,6 +212,45 @@ def _convert_fp32(model: Any, pt_path: Path, imgsz: tuple[int, int], progress: b
             "export a standard Ultralytics YOLO11/YOLOv8 model, or use the ONNX/ncnn export",
         ) from e
     return produced, [list(c) for c in calls]
+
+
+def _check_choices(precisions: Sequence[str], int8_scheme: str | None, task: str) -> str:
+    """Known precisions and int8 scheme; returns the scheme ("conv" for detectors, "all" for classifiers
+    when none is given)."""
+    bad = [p for p in precisions if p not in PRECISIONS]
+    if bad or not precisions:
+        raise CctvkitError(f"unknown LiteRT precision(s) {bad}", fix=f"choose from: {', '.join(PRECISIONS)}")
+    int8_scheme = int8_scheme or ("conv" if task == "detect" else "all")
+    if int8_scheme not in INT8_SCHEMES:
+        raise CctvkitError(
+            f"unknown LiteRT int8 scheme '{int8_scheme}'", fix=f"choose one of: {', '.join(INT8_SCHEMES)}"
+        )
+    return int8_scheme
+
+
+def _variant_spec(p: str, written: Path, final: Path, base: ModelSpec, calib: CalibrationSet | None,
+                  interp32: Any, int8_scheme: str) -> ModelSpec:
+    """The spec of one written precision, with what its notes say about how it was made."""
+    spec = _spec_for(written, final, base, p)
+    if p in ("int8", "fullint8"):
+        assert calib is not None
+        interp = _interpreter(written, final)
+        probes = [f.astype(np.float32) / np.float32(255.0) for f in calib.frames[:8]]
+        spec.notes.update(
+            calibration_method=CALIB_METHOD,
+            calibration_images=len(calib),
+            calibration_preprocessing="edge.detect.preprocess (letterbox / squash), RGB / 255",
+            cosine_vs_fp32_min=round(
+                min(cosine(_run(interp, xi), _run(interp32, xi)) for xi in probes), 5
+            ),
+        )
+        scheme = "all" if p == "fullint8" else int8_scheme
+        spec.notes.update(int8_scheme=scheme, int8_ops=INT8_SCHEMES[scheme])
+        if p == "fullint8":
+            spec.notes["input_range"] = "pinned to 0..1: int8 = pixel - 128"
+    elif p == "fp16":
+        spec.notes["weights"] = "float16 conv weights (LiteRT CPU kernels compute in float32)"
+    return spec
 
 
 def export_litert(
@@ -246,17 +275,10 @@ def export_litert(
     int8_scheme: what the "int8" file quantises (INT8_SCHEMES); default "conv" for detectors, "all" for
     classifiers (no detect head to keep float, and equal accuracy on the demo); "fullint8" is always "all".
     """
-    from trainer.yolo.offline import load_model
+    from export.offline import load_model
 
     pt_path, out_dir = Path(pt_path), Path(out_dir)
-    bad = [p for p in precisions if p not in PRECISIONS]
-    if bad or not precisions:
-        raise CctvkitError(f"unknown LiteRT precision(s) {bad}", fix=f"choose from: {', '.join(PRECISIONS)}")
-    int8_scheme = int8_scheme or ("conv" if task == "detect" else "all")
-    if int8_scheme not in INT8_SCHEMES:
-        raise CctvkitError(
-            f"unknown LiteRT int8 scheme '{int8_scheme}'", fix=f"choose one of: {', '.join(INT8_SCHEMES)}"
-        )
+    int8_scheme = _check_choices(precisions, int8_scheme, task)
     (h, w), class_names = check_person_model(pt_path, task, imgsz)
     quantized = [p for p in precisions if p in ("int8", "fullint8")]
     if quantized and len(calib_images) < MIN_IMAGES:
@@ -326,28 +348,8 @@ def export_litert(
                 written[p] = tmp / f"{p}.tflite"
                 quantize_checked(produced, written[p], p, calib, cache, finals[p], metadata, progress)
 
-        results = []
-        for p in precisions:
-            spec = _spec_for(written[p], finals[p], base, p)
-            if p in quantized:
-                assert calib is not None
-                interp = _interpreter(written[p], finals[p])
-                probes = [f.astype(np.float32) / np.float32(255.0) for f in calib.frames[:8]]
-                spec.notes.update(
-                    calibration_method=CALIB_METHOD,
-                    calibration_images=len(calib),
-                    calibration_preprocessing="edge.detect.preprocess (letterbox / squash), RGB / 255",
-                    cosine_vs_fp32_min=round(
-                        min(cosine(_run(interp, xi), _run(interp32, xi)) for xi in probes), 5
-                    ),
-                )
-                scheme = "all" if p == "fullint8" else int8_scheme
-                spec.notes.update(int8_scheme=scheme, int8_ops=INT8_SCHEMES[scheme])
-                if p == "fullint8":
-                    spec.notes["input_range"] = "pinned to 0..1: int8 = pixel - 128"
-            elif p == "fp16":
-                spec.notes["weights"] = "float16 conv weights (LiteRT CPU kernels compute in float32)"
-            results.append((p, spec, [finals[p]]))
+        results = [(p, _variant_spec(p, written[p], finals[p], base, calib, interp32, int8_scheme), [finals[p]])
+                   for p in precisions]
         for p in precisions:
             written[p].chmod(0o644)  # the quantizer writes 0755 files
             written[p].replace(finals[p])  # same file system: atomic renames

@@ -155,7 +155,7 @@ def export_ncnn(
     fp16 stores the weights as float16 (half the file) and marks the spec precision "fp16", which makes
     the edge backend turn on ncnn's fp16 storage/arithmetic (fast on the Pi 5's ARMv8.2 cores).
     """
-    from trainer.yolo.offline import load_model, verbosity
+    from export.offline import load_model, verbosity
 
     pt_path, out_dir = Path(pt_path), Path(out_dir)
     (h, w), class_names = check_person_model(pt_path, task, imgsz)

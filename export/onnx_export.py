@@ -22,7 +22,7 @@ STRIDES = (8, 16, 32)  # YOLO11 detect head levels (P3-P5)
 def check_person_model(pt_path: Path, task: str, imgsz: int | tuple[int, int]) -> tuple[tuple[int, int], list[str]]:
     """Before any exporter writes a byte: the task is known, the .pt loads and has a 'person' class.
     Returns ((h, w), class names); errors name the user's file."""
-    from trainer.yolo.offline import load_model
+    from export.offline import load_model
 
     if task not in TASKS:
         raise CctvkitError(f"unknown task '{task}'", fix=f"choose one of: {', '.join(TASKS)}")
@@ -104,7 +104,7 @@ def export_onnx(
     0..1 (letterboxed for detect, squashed for classify). Output: raw head (1, 4+nc, anchors) cx,cy,w,h in
     input pixels + per-class scores, or (1, nc) softmax probabilities.
     """
-    from trainer.yolo.offline import load_model, verbosity
+    from export.offline import load_model, verbosity
 
     pt_path, out_path = Path(pt_path), Path(out_path)
     (h, w), class_names = check_person_model(pt_path, task, imgsz)

@@ -1,6 +1,6 @@
 """The export verification: every exported model through the EDGE runtime, against the FP32 PyTorch model.
 
-`trainer export` ends here. Each model the export stage recorded is loaded from the manifest with
+The export stage (export/stage.py) ends here, before it is recorded: each model it wrote is loaded with
 edge.detector (exactly what the device runs: our preprocessing, runtime and decoding), scored on held-out
 labelled frames by edge/eval (the one evaluation core), and timed per thread count; the trained .pt runs through
 Ultralytics predict on the same frames with the same conf/iou and is scored by the same code, as the
@@ -12,20 +12,24 @@ the user can look at what failed.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import cv2
 import numpy as np
 
+from edge.atomic import sha256_file
 from edge.backends import DEFAULT_BACKEND
-from edge.detector import Classifier, Detector, load_from_manifest
+from edge.detector import Classifier, Detector
 from edge.errors import CctvkitError
 from edge.eval import EVAL_CONF, LabelledSet, classifier_accuracy, detector_accuracy, model_accuracy, spread
 from edge.manifest import Manifest
 from edge.types import Detections, ModelSpec
-from export.verify_data import load_verify_set
+
+if TYPE_CHECKING:
+    from export.params import ExportParams
 
 SCHEMA_VERSION = 1
 PT_OUTPUT = {"detect": "detector.pt", "classify": "classifier.pt"}  # train stage outputs per task
@@ -37,6 +41,48 @@ ACCURACY_KEYS = {
     "classify": ("presence_accuracy", "presence_f1"),
 }
 WARMUP = 2  # first calls allocate buffers and pick kernels; not what a running camera sees
+
+
+@dataclass(frozen=True)
+class VerifyParams:
+    threads: tuple[int, ...] = (1, 2, 4)
+    timing_frames: int = 30  # timed frames per model and thread count
+    conf: float = 0.25  # the detector's operating threshold (the eval stage's)
+    iou: float = 0.45
+    max_drop: float = 2.0  # points an INT8 model may lose against FP32 PyTorch
+
+    def __post_init__(self) -> None:
+        if not self.threads or min(self.threads) < 1:
+            raise CctvkitError(
+                f"verify threads {list(self.threads)} must be >= 1", fix="e.g. export.verify_threads: [1, 2, 4]"
+            )
+
+    @classmethod
+    def of(cls, p: ExportParams, conf: float, iou: float) -> VerifyParams:
+        return cls(threads=tuple(p.verify_threads), timing_frames=p.verify_timing_frames, conf=conf, iou=iou,
+                   max_drop=p.max_int8_drop)
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One exported model to verify, where its files are now (the export stage's folder before it is
+    renamed into place, or a recorded run's)."""
+
+    name: str
+    spec: ModelSpec
+    path: Path
+    expected_sha256: Mapping[str, str] | None = None  # file name -> sha256 the files must still have
+
+
+def _load(c: Candidate, threads: int, kw: dict[str, Any]) -> Detector | Classifier:
+    for f in (c.path, *(c.path.parent / Path(x).name for x in c.spec.extra_files)):
+        want = (c.expected_sha256 or {}).get(f.name)
+        if want is not None and f.is_file() and sha256_file(f) != want:
+            raise CctvkitError("sha256 does not match the manifest (changed or corrupt)", f,
+                               "re-run the stage that wrote it")
+    if c.spec.task == "detect":
+        return Detector(c.spec, c.path, threads=threads, **kw)
+    return Classifier(c.spec, c.path, threads=threads)
 
 
 def _to_person(d: Detections) -> Detections:
@@ -73,9 +119,7 @@ def _size_mb(paths: Sequence[Path]) -> float:
 
 
 def _edge_row(
-    manifest: Manifest,
-    name: str,
-    spec: ModelSpec,
+    c: Candidate,
     vset: LabelledSet,
     threads: list[int],
     timing: list[np.ndarray],
@@ -83,7 +127,7 @@ def _edge_row(
     iou: float,
     progress: bool,
 ) -> dict[str, Any]:
-    path = manifest.model_path(name)
+    name, spec, path = c.name, c.spec, c.path
     row: dict[str, Any] = {
         "model": name,
         "task": spec.task,
@@ -100,7 +144,7 @@ def _edge_row(
     )
     latency = {}
     for t in sorted(threads, reverse=True):  # the first (most threads) also does the accuracy pass
-        model = load_from_manifest(manifest, name, threads=t, **kw)
+        model = _load(c, t, kw)
         row["backend"] = str(getattr(model.backend, "name", "") or row["backend"])
         if "eval_frames" not in row:
             row.update(model_accuracy(model, vset, conf, name, progress))
@@ -122,7 +166,7 @@ def _pytorch_row(
     """The trained .pt through Ultralytics predict at the exported models' imgsz, same frames, conf, iou."""
     import torch
 
-    from trainer.yolo.offline import load_model
+    from export.offline import load_model
 
     yolo = load_model(spec.task, pt)
     names = [str(yolo.names[k]) for k in sorted(yolo.names)]
@@ -254,67 +298,52 @@ def compare_rows(rows: list[dict[str, Any]], chance: dict[str, float], max_drop:
     return failures
 
 
+def frames_for(task: str, vset: LabelledSet) -> list[np.ndarray]:
+    """The frames a task's models are verified on; none is a user error (checked before the export)."""
+    frames = vset.frames if task == "detect" else vset.presence_frames
+    if not frames:
+        raise CctvkitError(f"no frames to verify the {task} models on", fix="pass --labels or --negatives")
+    return frames
+
+
 def verify_export(
-    manifest: Manifest,
-    names: Sequence[str],
+    candidates: Sequence[Candidate],
+    weights: Mapping[str, Path],
     vset: LabelledSet,
+    params: VerifyParams,
     *,
-    threads: Sequence[int] = (1, 2, 4),
-    timing_frames: int = 30,
-    conf: float = 0.25,
-    iou: float = 0.45,
-    max_drop: float = 2.0,
+    run: str | None = None,
     progress: bool = True,
 ) -> dict[str, Any]:
-    """The report (a JSON-able dict) for the manifest's models `names`; report["failures"] lists the
-    INT8 models beyond max_drop (and models the edge runtime cannot run)."""
-    threads = sorted({int(t) for t in threads})
-    if not threads or threads[0] < 1:
-        raise CctvkitError(
-            f"verify threads {threads} must be >= 1", fix="e.g. export.verify_threads: [1, 2, 4]"
-        )
-    specs = manifest.models()
+    """The report (a JSON-able dict) on the candidates against the trained weights (task -> .pt);
+    report["failures"] lists the INT8 models beyond params.max_drop (and models the edge runtime cannot run)."""
+    threads = sorted({int(t) for t in params.threads})
+    conf, iou = params.conf, params.iou
     rows: list[dict[str, Any]] = []
     for task in ("detect", "classify"):
-        mine = [n for n in names if specs[n].task == task]
+        mine = [c for c in candidates if c.spec.task == task]
         if not mine:
             continue
-        frames = vset.frames if task == "detect" else vset.presence_frames
-        if not frames:
-            raise CctvkitError(
-                f"no frames to verify the {task} models on", fix="pass --labels or --negatives"
-            )
-        timing = spread(frames, timing_frames)
-        pt = manifest.output("train", PT_OUTPUT[task])
-        rows.append(_pytorch_row(pt, specs[mine[0]], vset, threads, timing, conf, iou, progress))
-        for name in mine:
+        timing = spread(frames_for(task, vset), params.timing_frames)
+        rows.append(_pytorch_row(weights[task], mine[0].spec, vset, threads, timing, conf, iou, progress))
+        for c in mine:
             try:
-                rows.append(
-                    _edge_row(manifest, name, specs[name], vset, threads, timing, conf, iou, progress)
-                )
+                rows.append(_edge_row(c, vset, threads, timing, conf, iou, progress))
             except CctvkitError as e:  # one broken model must not hide the report on the others
-                spec = specs[name]
-                rows.append(
-                    {
-                        "model": name,
-                        "task": task,
-                        "format": spec.format,
-                        "precision": spec.precision,
-                        "error": str(e),
-                    }
-                )
+                rows.append({"model": c.name, "task": task, "format": c.spec.format,
+                             "precision": c.spec.precision, "error": str(e)})
     chance = {t: chance_level(t, vset) for t in ("detect", "classify")}
-    failures = compare_rows(rows, chance, max_drop)
+    failures = compare_rows(rows, chance, params.max_drop)
     return {
         "schema_version": SCHEMA_VERSION,
-        "run": manifest.data.get("run"),
+        "run": run,
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "data": vset.summary(),
         "conf": conf,
         "iou": iou,
         "threads": threads,
-        "timing_frames": min(timing_frames, len(vset.frames)),
-        "max_int8_drop_points": max_drop,
+        "timing_frames": min(params.timing_frames, len(vset.frames)),
+        "max_int8_drop_points": params.max_drop,
         "metric": {task: list(v) for task, v in METRIC.items()},  # the checked metric: key, label
         "chance_level": chance,
         "latency": "p50 over the timed frames after a warm-up: preprocess + inference + postprocess on a "
@@ -325,54 +354,46 @@ def verify_export(
     }
 
 
-def load_for_export(manifest: Manifest, p: Any) -> LabelledSet | None:
-    """The verification frames for ExportParams p (None when verification is off), loaded before the
-    export works so a bad folder fails in a second."""
-    if not p.verify:
-        return None
-    return load_verify_set(manifest, p.labels, p.negatives, max_frames=p.verify_frames)
-
-
-def verify_and_record(
-    manifest: Manifest, names: Sequence[str], vset: LabelledSet, cfg: Any, progress: bool = True
+def verify_recorded(
+    manifest: Manifest, names: Sequence[str], vset: LabelledSet, params: VerifyParams, progress: bool = True
 ) -> dict[str, Any]:
-    """Verify, write export/verify.json + verify.md, add them to the export stage in the manifest, then
-    raise the first failure (one line) when an INT8 model lost too much."""
-    from export.verify_report import print_summary, write_verify_reports
+    """verify_export on models a run's manifest already lists; a file changed since it was recorded is
+    a model that does not run (its row says why)."""
+    specs = manifest.models()
+    candidates = []
+    for name in names:
+        if name not in specs:
+            manifest.model_path(name)  # raises: names the models there are
+        recorded = manifest.data["models"][name]
+        expected = {Path(specs[name].path).name: recorded["sha256"], **recorded.get("extra_sha256", {})}
+        candidates.append(Candidate(name, specs[name], manifest.run_dir / specs[name].path, expected))
+    weights = {task: manifest.output("train", key) for task, key in PT_OUTPUT.items()
+               if any(specs[n].task == task for n in names)}
+    return verify_export(candidates, weights, vset, params, run=manifest.data.get("run"), progress=progress)
 
-    t0 = time.perf_counter()
-    p = cfg.export
-    report = verify_export(
-        manifest,
-        names,
-        vset,
-        threads=p.verify_threads,
-        timing_frames=p.verify_timing_frames,
-        conf=cfg.eval.conf,
-        iou=cfg.eval.iou,
-        max_drop=p.max_int8_drop,
-        progress=progress,
-    )
-    files = write_verify_reports(report, manifest.run_dir / "export")
-    manifest.add_outputs("export", files)
-    manifest.stage("export")["summary"]["verify"] = {
+
+def verify_summary(report: dict[str, Any], seconds: float) -> dict[str, Any]:
+    """What the export stage's manifest summary keeps of the report ("verify")."""
+    return {
         "passed": report["passed"],
         "failures": report["failures"],
-        "seconds": round(time.perf_counter() - t0, 1),
+        "seconds": round(seconds, 1),
         "labels": report["data"]["source"],
         "rows": {
             r["model"]: {k: round(r[k], 4) for k in (*ACCURACY_KEYS[r["task"]], "count_mae", "size_mb") if k in r}
             for r in report["rows"]
         },
     }
-    manifest.save()
-    print_summary(report, files["verify.md"])
-    if report["failures"]:
-        more = len(report["failures"]) - 1
-        raise ExportCheckFailed(
-            report["failures"][0] + (f" (and {more} more)" if more else ""),
-            files["verify.md"],
-            "calibrate on more or other images (export.calibration_images), try export.method: Percentile, "
-            "or accept the drop with --max-drop POINTS",
-        )
-    return report
+
+
+def check_failed(report: dict[str, Any], md: Path) -> ExportCheckFailed | None:
+    """The first failure (one line, naming the written verify.md) when an INT8 model lost too much."""
+    if not report["failures"]:
+        return None
+    more = len(report["failures"]) - 1
+    return ExportCheckFailed(
+        report["failures"][0] + (f" (and {more} more)" if more else ""),
+        md,
+        "calibrate on more or other images (export.calibration_images), try export.method: Percentile, "
+        "or accept the drop with --max-drop POINTS",
+    )

@@ -43,3 +43,16 @@ def test_one_opencv_distribution_with_person_detectors():
     assert len(dists) == 1, f"several OpenCV distributions overwrite each other's cv2: {dists}"
     assert int(cv2.__version__.split(".")[0]) < 5
     assert len(cv2.HOGDescriptor_getDefaultPeopleDetector()) > 0
+
+
+def test_layers_contract_is_kept_and_checked_by_make_lint():
+    """trainer -> export -> bench -> edge, each importing only the layers below (pyproject.toml
+    [tool.importlinter]); `make lint` (and so `make test`) runs the same check."""
+    exe = Path(sys.executable).parent / "lint-imports"
+    out = subprocess.run([str(exe)], cwd=ROOT, capture_output=True, text=True)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "Contracts: 1 kept, 0 broken." in out.stdout
+    assert "trainer -> export -> bench -> edge KEPT" in out.stdout
+    lint = (ROOT / "Makefile").read_text().split("\nlint:", 1)[1].split("\n\n", 1)[0]
+    assert "$(BIN)/lint-imports" in lint
+    assert '"import-linter>=2"' in (ROOT / "pyproject.toml").read_text()

@@ -48,7 +48,7 @@ def step_seconds(arch: str, imgsz: int, batch: int, device: str, task: str = "de
     """Seconds of one training step (forward, backward, optimiser) of a fresh model on this device."""
     import torch
 
-    from trainer.yolo.offline import load_model
+    from export.offline import load_model
 
     net = load_model(task, None, arch).model
     dev = torch.device("cuda:0" if device not in ("cpu", "mps") else device)

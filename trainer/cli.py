@@ -165,6 +165,10 @@ def _open_run(args: argparse.Namespace, create: bool = False) -> Manifest:
 
 
 def _export_options(p: argparse.ArgumentParser) -> None:
+    from export.formats import formats_help
+
+    p.add_argument("--formats", metavar="NAMES", help="comma-separated export formats, instead of the config's "
+                   f"export.formats (ONNX is always exported) -- {formats_help()}")
     p.add_argument("--labels", help="YOLO images/ + labels/ folder to verify the exported models on "
                                     "(default: the run's held-out frames)")
     p.add_argument("--negatives", help="folder of person-free frames for the classifier's verification")
@@ -173,8 +177,12 @@ def _export_options(p: argparse.ArgumentParser) -> None:
 
 
 def _apply_export_options(cfg: PipelineConfig, args: argparse.Namespace) -> None:
+    from export.formats import parse_formats
+
+    formats = getattr(args, "formats", None)
     given = {"labels": getattr(args, "labels", None), "negatives": getattr(args, "negatives", None),
-             "max_int8_drop": getattr(args, "max_drop", None)}
+             "max_int8_drop": getattr(args, "max_drop", None),
+             "formats": parse_formats(formats) if formats is not None else None}
     given = {k: v for k, v in given.items() if v is not None}
     if given:
         cfg.export = type(cfg.export).model_validate({**cfg.export.model_dump(), **given})
@@ -231,7 +239,8 @@ def build_parser() -> argparse.ArgumentParser:
     for stage, text in (("scene", "frames, background plate, people, perspective, walkable area"),
                         ("compose", "composed YOLO and classifier data sets"),
                         ("train", "YOLO11n detector and person/no-person classifier"),
-                        ("export", "FP32 + INT8 models (ONNX; ncnn and LiteRT by config), verified through the edge runtime"),
+                        ("export", "FP32 + INT8 models (ONNX; ncnn and LiteRT by --formats or config), verified through "
+                                   "the edge runtime"),
                         ("bench", "edge runtime on held-out frames: FPS, latency, accuracy")):
         p = sub.add_parser(stage, help=text)
         p.add_argument("--run", required=True, help="run directory (runs/<name>)")

@@ -1,7 +1,8 @@
 """Parameters of the stages the trainer CLI runs, as one pydantic tree so a YAML file can set any of them.
 
 Stage-specific models live with their stage (SceneParams in trainer/scene, ComposeParams in trainer/compose);
-this module adds training, export and evaluation and the demo preset that ties them together.
+export's live with export (ExportParams in export/params.py); this module adds training and evaluation
+and the demo preset that ties them together.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from edge.errors import CctvkitError
+from export.params import ExportParams
 from trainer.compose.params import ComposeParams
 from trainer.relabel.selftrain import SelfTrainParams
 from trainer.scene.params import SceneParams
@@ -55,25 +57,6 @@ class TrainParams(Strict):
             except CctvkitError as e:
                 raise ValueError(e.args[0]) from None
         return v
-
-
-class ExportParams(Strict):
-    # ONNX (FP32 + INT8) always; "ncnn" adds FP32 + INT8 ncnn models (pnnx + our own INT8 quantiser);
-    # "litert" adds TFLite FP32, FP16-weight, INT8 and full-integer INT8 (needs the export-litert extra).
-    formats: list[Literal["onnx", "ncnn", "litert"]] = ["onnx"]
-    calibration_images: int = Field(300, ge=32)
-    activation_type: Literal["U8", "S8"] = "U8"
-    method: Literal["MinMax", "Entropy", "Percentile"] = "MinMax"
-    # The verification report (export/verify.py): every model through the edge runtime on held-out labelled
-    # frames against the FP32 PyTorch model; an INT8 model losing more than max_int8_drop points of
-    # mAP50-95 (classifier: top-1 accuracy) fails the command. A negative limit fails every INT8 model.
-    verify: bool = True
-    labels: str | None = None  # YOLO images/ + labels/ folder; None: the run's scene holdout (pseudo-labels)
-    negatives: str | None = None  # person-free frames for the classifier; None: holdout painted over
-    verify_frames: int = Field(200, ge=1)  # at most this many labelled frames (and as many negatives)
-    verify_threads: list[int] = [1, 2, 4]
-    verify_timing_frames: int = Field(30, ge=1)  # timed frames per model and thread count
-    max_int8_drop: float = 2.0
 
 
 class EvalParams(Strict):

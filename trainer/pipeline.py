@@ -21,8 +21,7 @@ from edge.atomic import atomic_write_text
 from edge.errors import CctvkitError
 from edge.manifest import Manifest
 from edge.stages import COMPOSE, COMPOSE_READS, SCENE, DataSetOut, SceneOut, TrainOut, dataset_stage
-from edge.types import ModelSpec
-from trainer.config import EvalParams, ExportParams, PipelineConfig
+from trainer.config import EvalParams, PipelineConfig
 from trainer.relabel.teacher import TeacherFile
 
 
@@ -202,92 +201,16 @@ def _student_init(manifest: Manifest, mode: str, path: Path, arch: str = "yolo11
     return {"from": "teacher", "teacher": str(teacher), **info, "path": path, "names": list(spec.class_names)}
 
 
-def _trained_imgsz(manifest: Manifest, key: str) -> int:
-    """The input size the train stage used, from the manifest: exporting at another size than the model
-    learned at (e.g. the default 320 for a model trained at 384) would lose accuracy silently."""
-    params = manifest.stage("train").get("params", {})
-    if key not in params:
-        raise CctvkitError(f"the train stage does not record {key}", manifest.path,
-                           "re-run `trainer train --run` with this version of cctvkit")
-    return int(params[key])
-
-
 def run_export(manifest: Manifest, cfg: PipelineConfig, progress: bool = True) -> dict[str, Any]:
-    from export.calibration import select_calibration_images
-    from export.onnx_export import export_onnx
-    from export.onnx_int8 import quantize_onnx_int8
+    """export/stage.py owns the whole stage (exporters, calibration, verification); here it is recorded."""
+    from export.stage import ExportStage
+    from export.verify import VerifyParams
 
-    p: ExportParams = cfg.export
-    detector_pt = manifest.output("train", "detector.pt")
-    classifier_pt = manifest.output("train", "classifier.pt")
-    detect_dir = manifest.output(dataset_stage(manifest.data["stages"]), DataSetOut.detect.name)
-    classify_dir = manifest.output(dataset_stage(manifest.data["stages"]), DataSetOut.classify.name)
-    specs: dict[str, ModelSpec] = {}
-    from export.verify import load_for_export, verify_and_record
-
-    verify_set = load_for_export(manifest, p)  # before the long export, so a bad --labels fails at once
-
-    def body(out: Path) -> dict[str, Any]:
-        jobs = [("detector", detector_pt, "detect", _trained_imgsz(manifest, "detector_imgsz"),
-                 detect_dir / "images" / "train"),
-                ("classifier", classifier_pt, "classify", _trained_imgsz(manifest, "classifier_imgsz"),
-                 classify_dir / "train")]
-        outputs: dict[str, Path] = {}
-        summary: dict[str, Any] = {}
-        for tag, pt, task, imgsz, calib_root in jobs:
-            fp32_path = out / f"{tag}-fp32.onnx"
-            spec32 = export_onnx(pt, fp32_path, task=task, imgsz=imgsz)
-            calib = select_calibration_images(calib_root, n=p.calibration_images, seed=0)
-            int8_path = out / f"{tag}-int8.onnx"
-            spec8 = quantize_onnx_int8(fp32_path, int8_path, spec32, calib, activation_type=p.activation_type,
-                                       method=p.method)
-            made = [("onnx", "fp32", spec32, [fp32_path]), ("onnx", "int8", spec8, [int8_path])]
-            if "ncnn" in p.formats:
-                made += _export_ncnn(pt, out, task, imgsz, calib)
-            if "litert" in p.formats:
-                from export.litert_export import export_litert
-
-                made += [("tflite", prec, spec, paths) for prec, spec, paths in
-                         export_litert(pt, out, task=task, imgsz=imgsz, calib_images=calib, name_prefix=tag)]
-            for fmt, prec, spec, paths in made:
-                name = f"{tag}-{fmt}-{prec}"
-                # Paths in specs are relative to the run directory, where the stage folder will sit.
-                specs[name] = _with_path(spec, f"export/{paths[0].name}")
-                for path in paths:
-                    outputs[path.name] = path
-                summary[name] = {"size_mb": round(sum(q.stat().st_size for q in paths) / 1e6, 2)}
-            summary[f"{tag}-calibration-images"] = len(calib)
-        return {"params": p.model_dump(), "inputs": {"detector.pt": detector_pt, "classifier.pt": classifier_pt},
-                "outputs": outputs, "summary": summary}
-
-    entry = _timed_stage(manifest, "export", body)
-    for name, spec in specs.items():
-        manifest.add_model(name, spec)
-    manifest.save()
-    if verify_set is not None:  # raises after writing export/verify.{json,md} when an INT8 model lost too much
-        verify_and_record(manifest, list(specs), verify_set, cfg, progress)
+    verify = VerifyParams.of(cfg.export, conf=cfg.eval.conf, iou=cfg.eval.iou)
+    stage = ExportStage.prepare(manifest, cfg.export, verify, progress)  # a bad --labels fails at once
+    entry = _timed_stage(manifest, "export", stage.run)
+    stage.finish(manifest)  # raises ExportCheckFailed after everything is recorded when an INT8 model lost too much
     return entry
-
-
-def _export_ncnn(pt: Path, out: Path, task: str, imgsz: int, calib: list[Path]) -> list[tuple[str, str, ModelSpec, list[Path]]]:
-    """FP32 ncnn via pnnx, then INT8 by our own quantiser; each as (format, precision, spec, [param, bin])."""
-    from export.ncnn_export import export_ncnn
-    from export.ncnn_int8 import quantize_ncnn_int8
-
-    made = []
-    tag = Path(pt).stem
-    spec32 = export_ncnn(pt, out, task=task, imgsz=imgsz, name=f"{tag}-ncnn-fp32")
-    param32 = out / spec32.path
-    spec8 = quantize_ncnn_int8(param32, out / spec32.extra_files[0], out, spec32, calib, name=f"{tag}-ncnn-int8")
-    for prec, spec in (("fp32", spec32), ("int8", spec8)):
-        made.append(("ncnn", prec, spec, [out / spec.path, out / spec.extra_files[0]]))
-    return made
-
-
-def _with_path(spec: ModelSpec, rel: str) -> ModelSpec:
-    d = spec.to_json()
-    d["path"] = rel
-    return ModelSpec.from_json(d)
 
 
 def run_eval(manifest: Manifest, cfg: PipelineConfig, progress: bool = True) -> dict[str, Any]:

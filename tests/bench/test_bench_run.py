@@ -205,19 +205,34 @@ def test_compare_prints_differences(tiny_run, tmp_path, capsys):
     assert main(["compare", str(a), str(tiny_run / "manifest.json")]) == 2
 
 
-def test_vs_ultralytics_times_the_same_files(tiny_run, tmp_path, monkeypatch, capsys):
-    from bench.ultra import ultralytics_unavailable
+def _vs_ultralytics_script():
+    """benchmarks/bench_vs_ultralytics.py (a script, not a package module): bench itself never loads Ultralytics."""
+    import importlib.util
 
-    if why := ultralytics_unavailable():  # find_spec only: importing it raw would skip our offline setup
+    path = Path(__file__).resolve().parents[2] / "benchmarks" / "bench_vs_ultralytics.py"
+    spec = importlib.util.spec_from_file_location("bench_vs_ultralytics", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_vs_ultralytics_times_the_same_files(tiny_run, tmp_path, monkeypatch, capsys):
+    script = _vs_ultralytics_script()
+    if why := script.ultralytics_unavailable():  # find_spec only: importing it raw would skip our offline setup
         pytest.skip(why)
-    rc, doc = run_bench(tmp_path, "--models", str(tiny_run), "--threads", "1", "--frames", "4", "--no-plots",
-                        "--only", "det-onnx,det-ncnn", "--vs-ultralytics")
+    out = tmp_path / "out"
+    rc = script.main(["--no-progress", "--out", str(out), "--models", str(tiny_run), "--threads", "1",
+                      "--frames", "4", "--no-plots", "--only", "det-onnx,det-ncnn"])
+    doc = load_results(out)
     rows = {r["model"]: r for r in doc["vs_ultralytics"]}
     assert rc == 0 and rows["det-onnx"]["ultralytics_fps"] > 0
     assert rows["det-onnx"]["ratio"] == pytest.approx(rows["det-onnx"]["cctvkit_fps"] / rows["det-onnx"]["ultralytics_fps"])
     assert "export folder" in rows["det-ncnn"]["note"] and "ratio" not in rows["det-ncnn"]
     assert "vs Ultralytics det-onnx:" in capsys.readouterr().out
     assert "## cctvkit vs Ultralytics predict" in (tmp_path / "out" / "results.md").read_text()
+    # bench run alone has no such option: the device install has no Ultralytics
+    with pytest.raises(SystemExit):
+        main(["run", "--models", str(tiny_run), "--vs-ultralytics"])
 
 
 def test_pi_readings_temperature_throttling_and_clock(tiny_run, tmp_path, monkeypatch):

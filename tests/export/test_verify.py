@@ -17,9 +17,10 @@ from edge.manifest import Manifest
 from export.calibration import select_calibration_images
 from export.onnx_export import export_onnx
 from export.onnx_int8 import quantize_onnx_int8
-from export.verify import ExportCheckFailed, compare_rows, verify_and_record, verify_export
+from export.verify import ExportCheckFailed, VerifyParams, check_failed, compare_rows, verify_recorded
 from export.verify_data import load_verify_set
 from export.verify_report import write_verify_reports
+from trainer import pipeline
 from trainer.config import PipelineConfig
 
 MODELS = ["detector-onnx-fp32", "detector-onnx-int8", "classifier-onnx-fp32", "classifier-onnx-int8"]
@@ -82,7 +83,7 @@ def test_report_has_every_model_with_accuracy_sizes_and_latency(
         m, toy_models["detect_yaml"].parent, toy_models["classify_root"] / "val" / "no_person", max_frames=12
     )
     assert len(vset.frames) == 12 and len(vset.negatives) == 6 and vset.has_person.all()
-    report = verify_export(m, MODELS, vset, threads=[2, 1], timing_frames=3, progress=False)
+    report = verify_recorded(m, MODELS, vset, VerifyParams(threads=(2, 1), timing_frames=3), progress=False)
     rows = {r["model"]: r for r in report["rows"]}
     assert sorted(rows) == sorted(["pytorch-detector", "pytorch-classifier", *MODELS])
     assert report["schema_version"] == 1 and report["threads"] == [1, 2]
@@ -114,13 +115,13 @@ def test_report_has_every_model_with_accuracy_sizes_and_latency(
 
 
 def test_forced_failure_fails_after_writing_and_recording_everything(
-    run_copy: Manifest, toy_models: dict[str, Path]
+    run_with_train_stage, toy_models: dict[str, Path], tmp_path: Path
 ) -> None:
-    m = run_copy
-    cfg = _cfg(max_int8_drop=-1.0, labels=str(toy_models["detect_yaml"].parent), verify_frames=8)
-    vset = load_verify_set(m, cfg.export.labels, None, max_frames=8)
+    m = run_with_train_stage(tmp_path / "run", {"detector_imgsz": 64, "classifier_imgsz": 32})
+    cfg = _cfg(max_int8_drop=-1.0, labels=str(toy_models["detect_yaml"].parent), verify_frames=8,
+               calibration_images=32)
     with pytest.raises(ExportCheckFailed) as err:
-        verify_and_record(m, MODELS, vset, cfg, progress=False)
+        pipeline.run_export(m, cfg, progress=False)
     text = str(err.value)
     assert "\n" not in text and text.startswith(str(m.run_dir / "export" / "verify.md"))
     assert (
@@ -133,6 +134,9 @@ def test_forced_failure_fails_after_writing_and_recording_everything(
     assert again.output("export", "verify.json") and again.output("export", "verify.md")
     assert entry["summary"]["verify"]["passed"] is False and len(entry["summary"]["verify"]["failures"]) == 2
     assert sorted(again.models()) == sorted(MODELS)
+    # The verification is part of the stage's one record, not an edit after it: its time is in the stage's
+    assert entry["seconds"] >= entry["summary"]["verify"]["seconds"]
+    assert list(entry["outputs"])[-2:] == ["verify.json", "verify.md"]
     md = (m.run_dir / "export" / "verify.md").read_text()
     assert md.startswith("# Export verification") and md.count("**FAILED**: drop") == 2
     report = json.loads((m.run_dir / "export" / "verify.json").read_text())
@@ -148,10 +152,13 @@ def test_a_model_the_edge_runtime_cannot_run_fails_the_check(
     m = run_copy
     (m.run_dir / "export" / "classifier-int8.onnx").write_bytes(b"not a model")
     vset = load_verify_set(m, toy_models["detect_yaml"].parent, None, max_frames=4)
+    report = verify_recorded(m, ["classifier-onnx-fp32", "classifier-onnx-int8"], vset,
+                             VerifyParams(threads=(1, 2), timing_frames=3), progress=False)
+    files = write_verify_reports(report, m.run_dir / "export")
     with pytest.raises(
         ExportCheckFailed, match=r"classifier-onnx-int8 does not run in the edge runtime: .*sha256"
     ):
-        verify_and_record(m, ["classifier-onnx-fp32", "classifier-onnx-int8"], vset, _cfg(), progress=False)
+        raise check_failed(report, files["verify.md"])
     assert "**FAILED** (does not run)" in (m.run_dir / "export" / "verify.md").read_text()
 
 
@@ -317,8 +324,8 @@ def test_export_verification_and_bench_run_give_one_model_the_same_scores(
     negatives = toy_models["classify_root"] / "val" / "no_person"
     m = Manifest.load(toy_run)
     vset = load_verify_set(m, labels, negatives, max_frames=10)
-    report = verify_export(m, ["detector-onnx-fp32", "classifier-onnx-fp32"], vset, threads=[1],
-                           timing_frames=2, progress=False)
+    report = verify_recorded(m, ["detector-onnx-fp32", "classifier-onnx-fp32"], vset,
+                             VerifyParams(threads=(1,), timing_frames=2), progress=False)
     rows = {r["model"]: r for r in report["rows"]}
     rc = bench_main(["run", "--models", str(toy_run), "--only", "detector-onnx-fp32,classifier-onnx-fp32",
                      "--labels", str(labels), "--negatives", str(negatives), "--max-frames", "10",
@@ -330,3 +337,13 @@ def test_export_verification_and_bench_run_give_one_model_the_same_scores(
     for key in (*PRESENCE_KEYS, "eval_frames"):
         assert cells["classifier-onnx-fp32"][key] == rows["classifier-onnx-fp32"][key], key
     assert rows["detector-onnx-fp32"]["eval_frames"] == 10 and rows["detector-onnx-fp32"]["n_gt"] > 0
+
+
+def test_verify_params_come_from_the_export_params_and_check_threads_at_once() -> None:
+    from export.params import ExportParams
+
+    p = ExportParams(verify_threads=[2, 1], verify_timing_frames=5, max_int8_drop=1.5)
+    assert VerifyParams.of(p, conf=0.3, iou=0.5) == VerifyParams(threads=(2, 1), timing_frames=5, conf=0.3,
+                                                                iou=0.5, max_drop=1.5)
+    with pytest.raises(CctvkitError, match=r"verify threads \[0\] must be >= 1 -- e.g. export.verify_threads"):
+        VerifyParams.of(ExportParams(verify_threads=[0]), conf=0.25, iou=0.45)  # before any export starts

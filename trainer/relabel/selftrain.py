@@ -81,7 +81,7 @@ def _read_boxes(label: Path, w: int, h: int) -> np.ndarray:
 def predict_person(weights: Path, images: list[Path], imgsz: int, low_conf: float, device: str,
                    person: int = 0) -> list[Detections]:
     """The detector's person boxes down to low_conf (pixel xyxy of each image), through Ultralytics."""
-    from trainer.yolo.offline import load_model
+    from export.offline import load_model
 
     yolo = load_model("detect", weights)
     out = []

@@ -65,7 +65,7 @@ class LinkedBoxes:
 
 
 def _tracker(p: TrackParams) -> Any:
-    from trainer.yolo.offline import configure
+    from export.offline import configure
 
     configure()  # Ultralytics is imported only after the offline setup
     from ultralytics.trackers.byte_tracker import BYTETracker

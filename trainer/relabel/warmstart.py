@@ -294,7 +294,7 @@ def student_from_teacher(teacher: Path, person_class: int, nc_teacher: int, imgs
     import torch
 
     from edge.atomic import atomic_write_bytes
-    from trainer.yolo.offline import configure
+    from export.offline import configure
 
     configure()
     if Path(teacher).suffix.lower() != ".tflite":

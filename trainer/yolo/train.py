@@ -19,7 +19,7 @@ from typing import Any
 from edge.atomic import atomic_write_bytes
 from edge.errors import CctvkitError
 from edge.formats.yolo import label_path_for, list_images, load_data_yaml, save_data_yaml
-from trainer.yolo.offline import load_model, verbosity
+from export.offline import load_model, verbosity
 
 # Demo defaults for 2 CPU cores. Measured (240 train images, batch 16): detector at 320 ~15 s/epoch without
 # mosaic, ~18 s with (more when the cores are shared); classifier at 128 ~2 s/epoch, at 160 ~2.6 s.

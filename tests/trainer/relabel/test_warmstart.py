@@ -38,7 +38,7 @@ def test_yolo11n_teacher_weights_make_a_student_that_answers_like_the_teacher(tm
     import torch
 
     from edge.detect.preprocess import prepare_detection
-    from trainer.yolo.offline import load_model
+    from export.offline import load_model
 
     # The same 640 x 640 tensor into both: the teacher through the edge runtime's TFLite backend, the
     # student through PyTorch; their person scores over all 8400 anchors must agree.

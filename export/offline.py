@@ -1,4 +1,5 @@
-"""The one place Ultralytics is configured. Every other module gets Ultralytics through this module:
+"""The one place Ultralytics is configured, in export (the lowest layer that loads a .pt, so trainer and
+export both reach it without importing upward). Every other module gets Ultralytics through this module:
 `ultralytics_yolo()` (the YOLO class), `load_model(task, weights)` and `verbosity(on)`.
 
 Ultralytics reaches for the network in many places (a DNS "online" probe at import, fonts for plots,
@@ -165,7 +166,7 @@ def configure() -> Any:
         uu.ONLINE = uchecks.ONLINE = False
         uu.AUTOINSTALL = uchecks.AUTOINSTALL = False
         logging.getLogger(__name__).warning(
-            "ultralytics was imported before trainer.yolo.offline.configure(); patched it to stay offline"
+            "ultralytics was imported before export.offline.configure(); patched it to stay offline"
         )
     # In memory only: our settings.json already holds these; a late import's file is the user's own.
     dict.update(uu.SETTINGS, _OFFLINE_SETTINGS)

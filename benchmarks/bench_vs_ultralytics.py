@@ -1,21 +1,26 @@
-"""--vs-ultralytics: time Ultralytics' own predict on the same model file and the same frames.
+"""`bench run` plus Ultralytics' own predict on the same model files and frames: cctvkit's end-to-end FPS
+over Ultralytics' (>1: cctvkit is faster), as a "cctvkit vs Ultralytics predict" table in results.json/.md.
 
-Ultralytics (and torch under it) is imported only inside _yolo_class, through trainer.yolo.offline, and only
-when the user asks: the device install has neither, and bench/ must import without them
-(tests/test_architecture.py).
-The ratio is cctvkit's end-to-end FPS over Ultralytics' (>1: cctvkit is faster); both include letterbox,
-inference and decoding/NMS of one decoded frame.
+    .venv/bin/python benchmarks/bench_vs_ultralytics.py --models runs/demo --threads 1,2 --frames 50
+
+Takes exactly `bench run`'s arguments. A workstation comparison, so it lives here and not in bench/: bench
+runs on the device, which has neither Ultralytics nor torch (tests/test_architecture.py), and imports only
+edge (the lint-imports layers). Ultralytics comes configured offline from export/offline.py. Both sides
+include letterbox, inference and decoding/NMS of one decoded frame; for the per-frame loop in detail (pre,
+inference, post; matched ONNX Runtime sessions) see loop_vs_ultralytics.py.
 """
 
 from __future__ import annotations
 
 import importlib.util
+import sys
 import time
 from typing import Any
 
 import numpy as np
 
 from bench.cells import ModelEntry
+from bench.cli import main as bench_main
 
 # Ultralytics reads these exports from a single file; its ncnn loader wants a *_ncnn_model folder.
 FILE_FORMATS = ("onnx", "tflite")
@@ -29,14 +34,6 @@ def ultralytics_unavailable() -> str | None:
     return None if found else "ultralytics is not installed here (a workstation option)"
 
 
-def _yolo_class() -> Any:
-    # trainer ships in the same distribution, so its offline setup (no network, settings in our cache) is
-    # always there; it imports Ultralytics itself, only now.
-    from trainer.yolo.offline import ultralytics_yolo
-
-    return ultralytics_yolo()
-
-
 def _best_cctvkit(cells: list[dict[str, Any]], model: str) -> dict[str, Any] | None:
     """This model's fastest successful cell (Ultralytics picks its own thread count)."""
     ok = [c for c in cells if c["model"] == model and c.get("status") == "ok" and c.get("fps_e2e")]
@@ -45,9 +42,10 @@ def _best_cctvkit(cells: list[dict[str, Any]], model: str) -> dict[str, Any] | N
 
 def time_ultralytics(entry: ModelEntry, frames: list[np.ndarray], conf: float, warmup: int = 3) -> float:
     """Mean end-to-end FPS of YOLO(file).predict over the frames (one frame per call, like a camera)."""
-    YOLO = _yolo_class()
+    from export.offline import ultralytics_yolo  # configures Ultralytics offline before its import
+
     spec = entry.spec
-    model = YOLO(str(entry.resolve()), task=spec.task)
+    model = ultralytics_yolo()(str(entry.resolve()), task=spec.task)
     kw = {"imgsz": list(spec.imgsz), "verbose": False, "conf": conf}
     for f in frames[:warmup]:
         model.predict(f, **kw)
@@ -82,3 +80,11 @@ def vs_ultralytics(models: list[ModelEntry], cells: list[dict[str, Any]], frames
         rows.append({**row, "cctvkit_cell": mine["id"], "cctvkit_fps": mine["fps_e2e"], "ultralytics_fps": theirs,
                      "ratio": mine["fps_e2e"] / theirs, "note": f"{len(frames)} frames"})
     return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    return bench_main(["run", *(sys.argv[1:] if argv is None else argv)], vs_ultralytics=vs_ultralytics)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
