@@ -8,16 +8,13 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import Field, field_validator
 
 from edge.errors import CctvkitError
+from edge.strict import Strict
 from trainer.compose.params import ComposeParams
 from trainer.relabel.selftrain import SelfTrainParams
 from trainer.scene.params import SceneParams
-
-
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
 
 
 class TrainParams(Strict):
