@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import io
 import json
 import os
 from pathlib import Path
@@ -35,6 +36,20 @@ def test_configure_sets_offline_env_fonts_and_settings() -> None:
     from ultralytics.utils.checks import check_font
 
     assert Path(check_font("Arial.ttf")).parent == user_dir
+
+
+def test_no_progress_hides_every_ultralytics_bar() -> None:
+    """Quiet (--no-progress) hides even the bars Ultralytics builds with an explicit disable= (its image
+    caching and label scanning pass disable=LOCAL_RANK > 0, which printed a bar per data set)."""
+    offline.configure()
+    from ultralytics.utils.tqdm import TQDM
+
+    with offline.verbosity(False):
+        assert TQDM(range(3), disable=False).disable and TQDM(range(3)).disable
+    with offline.verbosity(True):
+        bar = TQDM(range(3), disable=False, file=io.StringIO())
+        assert not bar.disable and TQDM(range(3), disable=True).disable
+        bar.close()
 
 
 def test_yolo_class_and_fresh_models_without_downloads() -> None:
