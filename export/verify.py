@@ -22,8 +22,9 @@ import numpy as np
 from edge.backends import DEFAULT_BACKEND
 from edge.detector import Classifier, Detector, load_from_manifest
 from edge.errors import CctvkitError
-from edge.eval import EVAL_CONF, LabelledSet, classifier_accuracy, detector_accuracy, model_accuracy, spread
+from edge.eval import EVAL_CONF, LabelledSet, classifier_accuracy, detector_accuracy, model_accuracy
 from edge.manifest import Manifest
+from edge.sampling import spread
 from edge.types import Detections, ModelSpec
 from export.verify_data import load_verify_set
 

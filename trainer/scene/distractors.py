@@ -22,6 +22,7 @@ import cv2
 import numpy as np
 
 from edge.errors import CctvkitError
+from edge.sampling import spread
 from trainer.scene.blobs import inside
 
 MIN_SIDE = 8  # px: smaller blobs are noise, not an object a detector could mistake
@@ -57,10 +58,7 @@ class DistractorBank:
 
     def save(self, out_dir: Path) -> dict[str, Any]:
         """distractors/NNNNN.png + distractors.json (always written, maybe empty); the scene.json summary."""
-        chosen = sorted(self.found, key=lambda d: (d.frame, d.box))
-        if len(chosen) > self.limit:
-            keep = np.unique(np.linspace(0, len(chosen) - 1, self.limit).round().astype(int))
-            chosen = [chosen[i] for i in keep]
+        chosen = spread(sorted(self.found, key=lambda d: (d.frame, d.box)), self.limit)
         folder = out_dir / "distractors"
         folder.mkdir(parents=True, exist_ok=True)
         records = []
