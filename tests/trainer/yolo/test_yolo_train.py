@@ -70,6 +70,22 @@ def test_corrupt_or_missing_weights_are_user_errors(tmp_path: Path) -> None:
         offline.load_model("segment")
 
 
+def test_a_direct_call_trains_with_the_pipeline_defaults() -> None:
+    """One source of defaults: TrainParams (what `trainer demo` / `trainer run` use) for a direct call too."""
+    from trainer.config import TrainParams
+    from trainer.yolo.train import _options, train_detector
+
+    p = TrainParams()
+    det, cls = _options("detect", {}), _options("classify", {})
+    assert (det["epochs"], det["imgsz"]) == (p.detector_epochs, p.detector_imgsz)
+    assert (cls["epochs"], cls["imgsz"]) == (p.classifier_epochs, p.classifier_imgsz)
+    assert det["batch"] == cls["batch"] == p.batch and det["workers"] == p.workers and det["seed"] == p.seed
+    assert train_detector.__kwdefaults__["arch"] == p.detector_arch
+    assert _options("classify", {"epochs": 3, "imgsz": 32})["epochs"] == 3
+    with pytest.raises(TypeError, match="epoch"):
+        _options("detect", {"epoch": 3})  # type: ignore[typeddict-unknown-key]
+
+
 def test_resolve_device() -> None:
     import torch
 
