@@ -7,11 +7,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from toydata import make_toy_classify_dataset, make_toy_detect_dataset
 
 from edge.errors import CctvkitError
 from edge.manifest import sha256_tree
 from trainer.yolo import offline
-from trainer.yolo.toydata import make_toy_classify_dataset, make_toy_detect_dataset
 from trainer.yolo.train import resolve_device, train_classifier, train_detector
 
 
@@ -147,7 +147,8 @@ def test_train_detector_and_classifier(trained: dict[str, Any]) -> None:
 
 def test_detector_arch_yolov8n_trains_and_is_a_yolov8n(tmp_path: Path) -> None:
     """train.detector_arch picks the yaml: a 1-epoch YOLOv8n on toy data has YOLOv8n's C2f blocks."""
-    from trainer.yolo.toydata import make_toy_detect_dataset
+    from toydata import make_toy_detect_dataset
+
     from trainer.yolo.train import train_detector
 
     det_yaml = make_toy_detect_dataset(tmp_path / "data")

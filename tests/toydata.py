@@ -1,7 +1,8 @@
 """A tiny synthetic person data set (dark upright bars on textured noise) for smoke tests and self-checks.
 
-Training on it takes seconds and needs no files from anywhere, so tests and the offline check can run
-the real Ultralytics train/export path end to end. The numbers it gives mean nothing.
+Test-only (the package does not ship it). Training on it takes seconds and needs no files from anywhere,
+so tests, the zero-network check among them, can run the real Ultralytics train/export path end to end.
+The numbers it gives mean nothing.
 """
 
 from __future__ import annotations
