@@ -111,7 +111,8 @@ def host_info() -> dict[str, Any]:
 
 
 def load_results(path: str | Path) -> dict[str, Any]:
-    """A results.json written by `bench run` (schema 2); one-line error for anything else."""
+    """A results.json of this schema version, written by `bench run` or the demo's bench stage; a one-line
+    error for anything else, naming the version of an older results file."""
     path = Path(path)
     if path.is_dir():
         path = path / "results.json"
@@ -121,6 +122,9 @@ def load_results(path: str | Path) -> dict[str, Any]:
         raise CctvkitError("results file not found", path, "pass the results.json written by `bench run`") from None
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
         raise CctvkitError(f"not valid JSON ({e})", path, "pass the results.json written by `bench run`") from e
+    if isinstance(doc, dict) and "schema" not in doc and "rows" in doc:  # schema 1 had no "schema" key
+        raise CctvkitError(f"results schema version {doc.get('schema_version')} (the old demo bench stage) is "
+                           f"not the supported {SCHEMA_VERSION}", path, "re-run `bench run` with this cctvkit")
     if not isinstance(doc, dict) or doc.get("schema") != SCHEMA:
         raise CctvkitError("not a `bench run` results file", path, "pass the results.json written by `bench run`")
     if doc.get("schema_version") != SCHEMA_VERSION:

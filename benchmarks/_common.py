@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ast
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -11,6 +10,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from edge.backends import spec_from_onnx
 from edge.errors import CctvkitError
 from edge.manifest import Manifest
 from edge.types import ModelSpec
@@ -60,37 +60,6 @@ def frames(path: Path, skip: int = 0) -> Iterator[np.ndarray]:
         cap.release()
 
 
-def spec_from_onnx(path: Path) -> ModelSpec:
-    """A ModelSpec for an Ultralytics-exported detector ONNX, from the metadata Ultralytics writes into it."""
-    import onnxruntime as ort
-
-    if not path.is_file():
-        raise CctvkitError("model file not found", path, "pass an existing .onnx file")
-    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    meta = sess.get_modelmeta().custom_metadata_map
-    try:
-        names_map = ast.literal_eval(meta["names"])
-        imgsz = tuple(int(v) for v in ast.literal_eval(meta["imgsz"]))
-    except (KeyError, ValueError, SyntaxError) as e:
-        raise CctvkitError(
-            "no Ultralytics metadata (names, imgsz) in the ONNX file",
-            path,
-            "pass --run with a manifest instead",
-        ) from e
-    names = [str(names_map[k]) for k in sorted(names_map)]
-    if meta.get("task", "detect") != "detect":
-        raise CctvkitError(f"a {meta.get('task')} model, not a detector", path, "pass a detector ONNX")
-    return ModelSpec(
-        task="detect",
-        format="onnx",
-        precision="fp32",
-        path=str(path),
-        imgsz=(imgsz[0], imgsz[-1]),
-        class_names=names,
-        person_class=names.index("person") if "person" in names else 0,
-    )
-
-
 def run_case(run_dir: Path, name: str) -> Case:
     manifest = Manifest.load(run_dir)
     path = manifest.model_path(name)  # checks the sha256 recorded in the manifest
@@ -102,6 +71,15 @@ def run_case(run_dir: Path, name: str) -> Case:
             "pick an ONNX detector with --model",
         )
     return Case(f"{name} @{spec.imgsz[0]}", path, spec)
+
+
+def onnx_case(path: Path) -> Case:
+    """A detector ONNX given by path, read with edge's own spec_from_onnx (its metadata names the person
+    class; nothing is guessed)."""
+    spec = spec_from_onnx(path)
+    if spec.task != "detect":
+        raise CctvkitError(f"a {spec.task} model, not a detector", path, "pass a detector ONNX")
+    return Case(f"{path.name} @{spec.imgsz[0]}", path, spec)
 
 
 def exported_case(run_dir: Path, imgsz: int, work_dir: Path) -> Case:

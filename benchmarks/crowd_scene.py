@@ -135,8 +135,8 @@ def score_pseudo_labels(scene_dir: Path, truth: list[np.ndarray]) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from edge.sampling import spread_indices
     from trainer.scene.evidence import WholePersonDetector
-    from trainer.scene.frames import spread
     from trainer.scene.plate import build_plate
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -147,7 +147,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--scene", action="store_true", help="also run the scene stage with each plate method")
     ap.add_argument("--out", help="write results.json here")
     args = ap.parse_args(argv)
-    empty = build_plate(VTEST, spread(0, 795, 80), progress=False).image
+    empty = build_plate(VTEST, spread_indices(0, 795, 80), progress=False).image
     people = load_people(300)
     hog = WholePersonDetector()
     result: dict = {"walkers": args.walkers, "frames": args.frames, "cutouts": len(people)}
@@ -159,7 +159,7 @@ def main(argv: list[str] | None = None) -> int:
         result["true_people_per_frame"] = round(float(np.mean([len(t) for t in truth])), 1)
         for method in ("median", "clean"):
             t0 = time.perf_counter()
-            plate = build_plate(clip, spread(0, args.frames, 80), progress=False, method=method, gap=args.gap)
+            plate = build_plate(clip, spread_indices(0, args.frames, 80), progress=False, method=method, gap=args.gap)
             err = np.abs(plate.image.astype(np.int16) - empty.astype(np.int16)).max(axis=-1)
             row = {"seconds": round(time.perf_counter() - t0, 2), "unseen": round(plate.unseen, 3),
                    "error_busy_median": float(np.median(err[busy])),

@@ -34,8 +34,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from _common import DEMO_RUN, VTEST, Case, check_video, default_threads, exported_case, frames, run_case
-from _common import spec_from_onnx as onnx_spec
+from _common import (
+    DEMO_RUN,
+    VTEST,
+    Case,
+    check_video,
+    default_threads,
+    exported_case,
+    frames,
+    onnx_case,
+    run_case,
+)
 from rich.console import Console
 from rich.table import Table
 
@@ -374,7 +383,7 @@ def main(argv: list[str] | None = None) -> int:
             for size in args.sizes:
                 if size != first.spec.imgsz[0]:
                     cases.append(exported_case(args.run, size, args.work_dir))
-        cases += [Case(f"{p.name} @{onnx_spec(p).imgsz[0]}", p, onnx_spec(p)) for p in args.onnx]
+        cases += [onnx_case(p) for p in args.onnx]
         pool = f", edge+workers {args.workers} x {args.worker_threads} threads" if args.workers > 1 else ""
         console.print(f"video {args.video}, {args.frames} frames x {args.rounds} rounds per loop, "
                       f"{args.threads} threads{pool}, conf {args.conf}, iou {args.iou}")  # fmt: skip

@@ -65,17 +65,14 @@ from pathlib import Path
 from typing import Literal, Self
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 
 from edge.config_errors import load_yaml_config
 from edge.sources import SourceConfig, parse_source_config
+from edge.strict import Strict
 
 
-class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class ModelConfig(_Section):
+class ModelConfig(Strict):
     manifest: Path | None = None
     name: str | None = None
     file: Path | None = None
@@ -122,7 +119,7 @@ def usable_cores() -> int:
         return os.cpu_count() or 1
 
 
-class MotionConfig(_Section):
+class MotionConfig(Strict):
     enabled: bool = False
     threshold: int = Field(default=25, ge=1, le=255)
     min_area: float = Field(default=0.002, ge=0.0, le=1.0)
@@ -131,7 +128,7 @@ class MotionConfig(_Section):
     width: int = Field(default=64, ge=8, le=1024)
 
 
-class CaptureConfig(_Section):
+class CaptureConfig(Strict):
     backoff_initial_s: float = Field(default=0.5, gt=0.0)
     backoff_max_s: float = Field(default=10.0, gt=0.0)
     lossless: bool = False  # process every frame of a file (tests, benchmarks); never for a live camera
@@ -143,7 +140,7 @@ class CaptureConfig(_Section):
         return self
 
 
-class RecordsConfig(_Section):
+class RecordsConfig(Strict):
     jsonl: Path | None = None
     sqlite: Path | None = None
     rotate_mb: float = Field(default=10.0, gt=0.0)
@@ -160,25 +157,25 @@ class RecordsConfig(_Section):
         return self
 
 
-class HttpConfig(_Section):
+class HttpConfig(Strict):
     enabled: bool = True
     host: str = "127.0.0.1"
     port: int = Field(default=9108, ge=0, le=65535)
     healthz_max_age_s: float = Field(default=10.0, gt=0.0)
 
 
-class WatchdogConfig(_Section):
+class WatchdogConfig(Strict):
     enabled: bool = True
 
 
-class SystemConfig(_Section):
+class SystemConfig(Strict):
     thermal_zone: Path = Path("/sys/class/thermal/thermal_zone0/temp")
     cpufreq: Path | None = Path("/sys/devices/system/cpu/cpu0/cpufreq/scaling_cur_freq")
     vcgencmd: str = "vcgencmd"
     sample_interval_s: float = Field(default=1.0, ge=0.0)
 
 
-class DaemonConfig(_Section):
+class DaemonConfig(Strict):
     model: ModelConfig
     source: SourceConfig
     capture: CaptureConfig = CaptureConfig()

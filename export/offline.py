@@ -175,6 +175,7 @@ def configure() -> Any:
 
         uevents.events.enabled = False  # analytics queue: belt and braces on top of sync=False/offline
     logging.getLogger("ultralytics").addFilter(_DropKnownNoise())
+    _bars_follow_logger()
     set_verbose(False)
     _configured = True
     return ultralytics
@@ -186,6 +187,26 @@ def ultralytics_yolo() -> type:
     from ultralytics import YOLO
 
     return YOLO
+
+
+def _bars_follow_logger() -> None:
+    """Ultralytics' progress bars (utils.tqdm.TQDM) hide themselves when its logger is quieter than INFO,
+    except those it builds with an explicit `disable=` (image caching, label scanning: disable=LOCAL_RANK > 0),
+    which printed under --no-progress. Every bar now follows the logger level; the class is patched, not the
+    modules, because each imported TQDM by name."""
+    from ultralytics.utils.tqdm import TQDM
+
+    init = TQDM.__init__
+    if getattr(init, "follows_logger", False):
+        return
+
+    def __init__(self: Any, *args: Any, disable: bool | None = None, **kwargs: Any) -> None:
+        if logging.getLogger("ultralytics").getEffectiveLevel() > logging.INFO:
+            disable = True
+        init(self, *args, disable=disable, **kwargs)
+
+    __init__.follows_logger = True  # type: ignore[attr-defined]
+    TQDM.__init__ = __init__  # type: ignore[method-assign]
 
 
 def set_verbose(verbose: bool) -> None:

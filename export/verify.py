@@ -24,8 +24,9 @@ from edge.atomic import sha256_file
 from edge.backends import DEFAULT_BACKEND
 from edge.detector import Classifier, Detector
 from edge.errors import CctvkitError
-from edge.eval import EVAL_CONF, LabelledSet, classifier_accuracy, detector_accuracy, model_accuracy, spread
+from edge.eval import EVAL_CONF, LabelledSet, classifier_accuracy, detector_accuracy, model_accuracy
 from edge.manifest import Manifest
+from edge.sampling import spread
 from edge.types import Detections, ModelSpec
 
 if TYPE_CHECKING:

@@ -9,20 +9,20 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import Field, field_validator
 
 from edge.errors import CctvkitError
+from edge.strict import Strict
 from export.params import ExportParams
 from trainer.compose.params import ComposeParams
 from trainer.relabel.selftrain import SelfTrainParams
 from trainer.scene.params import SceneParams
 
 
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
 class TrainParams(Strict):
+    # Also the defaults of a direct trainer/yolo/train.py call. Measured on 2 CPU cores (240 train images,
+    # batch 16): detector at 320 ~15 s/epoch without mosaic, ~18 s with (more when the cores are shared);
+    # classifier at 128 ~2 s/epoch, at 160 ~2.6 s.
     detector_epochs: int = Field(12, ge=1)
     detector_imgsz: int = Field(320, ge=32, multiple_of=32)
     classifier_epochs: int = Field(20, ge=1)

@@ -29,6 +29,7 @@ from rich.console import Console
 from rich.progress import track
 
 from edge.atomic import atomic_dir
+from edge.detect.preprocess import squash
 from edge.errors import CctvkitError
 from edge.eval.labelled import list_labelled, load_label_file, natural_key, read_image
 from edge.formats.yolo import label_path_for, list_images, parse_yolo_labels, save_data_yaml
@@ -135,11 +136,6 @@ def link_labelled(frame: Frame, dst: Path) -> str:
     return how
 
 
-def _squash(img: np.ndarray, size: int) -> np.ndarray:
-    # Whole frame to a square, as edge's prepare_classification does on the device: no crop drops a person.
-    return cv2.resize(img, (size, size), interpolation=cv2.INTER_AREA)
-
-
 def _write_jpeg(path: Path, img: np.ndarray) -> None:
     ok, buf = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, 95])
     if not ok:
@@ -190,7 +186,7 @@ def build_import(out: Path, data: Path, negatives: Path | None, *, val_fraction:
         name = _flat_name(frame.image, root)
         cls = "person" if frame.boxes else "no_person"
         stem = Path(name).stem if kind == "frame" else f"neg__{Path(name).stem}"
-        _write_jpeg(out / "classify" / split / cls / f"{stem}.jpg", _squash(img, cls_size))
+        _write_jpeg(out / "classify" / split / cls / f"{stem}.jpg", squash(img, (cls_size, cls_size)))
         cls_counts[split][cls] += 1
         if kind == "negative":
             neg_listing[split].append(frame.image.relative_to(negatives).as_posix())

@@ -127,9 +127,13 @@ def prepare_detection(frame_bgr: np.ndarray, spec: ModelSpec) -> tuple[np.ndarra
     return _tensor(boxed, spec, bgr=True), lb
 
 
+def squash(frame: np.ndarray, imgsz: tuple[int, int]) -> np.ndarray:
+    """The whole frame resized to imgsz (h, w), aspect ratio not kept: a classifier's input. Presence
+    anywhere in the frame counts, so nothing may be cropped away. The one implementation: the compose and
+    import stages write their classifier training images with it, so training sees what the device sees."""
+    h, w = imgsz
+    return cv2.resize(frame, (w, h), interpolation=cv2.INTER_AREA)
+
+
 def prepare_classification(frame_bgr: np.ndarray, spec: ModelSpec) -> np.ndarray:
-    """Classifiers see the whole frame squashed to imgsz: presence anywhere in the frame counts,
-    so nothing may be cropped away (the training images are squashed the same way)."""
-    h, w = spec.imgsz
-    small = cv2.resize(frame_bgr, (w, h), interpolation=cv2.INTER_AREA)
-    return _tensor(small, spec, bgr=True)
+    return _tensor(squash(frame_bgr, spec.imgsz), spec, bgr=True)

@@ -14,7 +14,6 @@ from edge.eval.labelled import (
     load_negatives,
     load_yolo_folder,
     natural_key,
-    spread,
     with_negatives,
 )
 from edge.eval.scores import (
@@ -41,6 +40,5 @@ __all__ = [
     "presence_metrics",
     "score_classifier",
     "score_detections",
-    "spread",
     "with_negatives",
 ]

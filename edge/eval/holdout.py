@@ -17,9 +17,10 @@ import cv2
 import numpy as np
 
 from edge.errors import CctvkitError
-from edge.eval.labelled import LabelledSet, list_labelled, load_yolo_folder, read_image, spread
+from edge.eval.labelled import LabelledSet, list_labelled, load_yolo_folder, read_image
 from edge.formats.yolo import label_path_for, list_images, load_yolo_labels
 from edge.manifest import Manifest
+from edge.sampling import spread
 from edge.stages import SCENE, SceneOut
 
 PSEUDO_DESCRIPTION = ("PSEUDO-labels (background difference + HOG) of the run's held-out frames: agreement "
@@ -46,7 +47,7 @@ def scene_holdout(manifest: Manifest, max_frames: int) -> LabelledSet:
     if not images:
         raise CctvkitError("no held-out frames", holdout / "images", "re-run `trainer scene` on a longer input")
     frames, gts, names = [], [], []
-    for p in spread(images, max_frames):
+    for p in spread(images, max_frames, zero_means_all=True):
         img = read_image(p, "re-run `trainer scene`")
         cls, xyxy = load_yolo_labels(label_path_for(p), img.shape[1], img.shape[0])
         frames.append(img)

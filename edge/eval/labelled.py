@@ -15,7 +15,7 @@ import re
 from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import cv2
 import numpy as np
@@ -23,8 +23,8 @@ import numpy as np
 from edge.errors import CctvkitError
 from edge.eval.coco import GroundTruth
 from edge.formats.yolo import label_path_for, list_images, load_data_yaml, orphan_labels, parse_yolo_labels
+from edge.sampling import spread
 
-T = TypeVar("T")
 # Normalised coordinates this far outside 0..1 are rounding of boxes at the border; beyond it, pixels.
 COORD_SLACK = 0.01
 FOLDER_FIX = "pass a YOLO folder with images/ and labels/ (e.g. ../shared/data/thermal-harbour)"
@@ -64,14 +64,6 @@ class LabelledSet:
 def natural_key(path: Path | str) -> list[Any]:
     """frame_2.jpg before frame_10.jpg: video exports do not always zero-pad their numbers."""
     return [int(t) if t.isdigit() else t.lower() for t in re.split(r"(\d+)", Path(path).as_posix())]
-
-
-def spread(items: list[T], n: int) -> list[T]:
-    """Up to n items spread evenly over the list, first and last included; all of them when n <= 0."""
-    if n <= 0 or len(items) <= n:
-        return list(items)
-    idx = np.linspace(0, len(items) - 1, n).round().astype(int)
-    return [items[i] for i in sorted(set(idx.tolist()))]
 
 
 def read_image(path: Path, fix: str = "replace or delete the image and its label file") -> np.ndarray:
@@ -150,7 +142,7 @@ def load_yolo_folder(root: str | Path, *, max_frames: int = 0, person_class: int
         images = [p for p in images if p.resolve() in wanted]
     frames, gts, names = [], [], []
     seen: set[int] = set()
-    for p in spread(images, max_frames):
+    for p in spread(images, max_frames, zero_means_all=True):
         img = read_image(p)
         gt, classes = load_label_file(label_path_for(p), img.shape[1], img.shape[0], person)
         seen |= classes
@@ -176,7 +168,7 @@ def load_negatives(folder: str | Path, max_frames: int = 0) -> list[np.ndarray]:
         raise CctvkitError("negatives folder not found", folder, fix)
     if not images:
         raise CctvkitError("no images in the negatives folder", folder, fix)
-    return [read_image(p, "replace or delete it") for p in spread(images, max_frames)]
+    return [read_image(p, "replace or delete it") for p in spread(images, max_frames, zero_means_all=True)]
 
 
 def with_negatives(data: LabelledSet, folder: str | Path | None, max_frames: int = 0) -> LabelledSet:

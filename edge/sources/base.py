@@ -13,7 +13,9 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict
+from pydantic import ConfigDict
+
+from edge.strict import Strict
 
 
 class SourceError(Exception):
@@ -44,10 +46,10 @@ class CaptureStats:
     disconnects: int = 0  # times a working source failed (unplugged, stream cut, read timeout)
 
 
-class SourceConfigBase(BaseModel):
+class SourceConfigBase(Strict):
     """Common base of every plug-in's config: unknown keys are errors, so a typo never goes unnoticed."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(frozen=True)  # and Strict's extra="forbid"
     type: str
 
 

@@ -205,6 +205,16 @@ def test_compare_prints_differences(tiny_run, tmp_path, capsys):
     assert main(["compare", str(a), str(tiny_run / "manifest.json")]) == 2
 
 
+def test_results_of_an_older_schema_name_their_version(tmp_path):
+    old = tmp_path / "results.json"
+    old.write_text(json.dumps({"schema_version": 1, "rows": []}))  # the demo's bench stage, schema 1
+    with pytest.raises(CctvkitError, match=f"results schema version 1 .* not the supported {SCHEMA_VERSION}"):
+        load_results(tmp_path)
+    old.write_text(json.dumps({"schema": "cctvkit.bench", "schema_version": 2, "cells": []}))
+    with pytest.raises(CctvkitError, match=f"results schema version 2 is not the supported {SCHEMA_VERSION}"):
+        load_results(old)
+
+
 def _vs_ultralytics_script():
     """benchmarks/bench_vs_ultralytics.py (a script, not a package module): bench itself never loads Ultralytics."""
     import importlib.util

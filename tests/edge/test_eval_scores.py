@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from edge.eval import EVAL_CONF, LabelledSet, detector_accuracy, score_classifier, score_detections, spread
+from edge.eval import EVAL_CONF, LabelledSet, detector_accuracy, score_classifier, score_detections
 from edge.types import Detections
 
 GT = np.array([[10, 10, 50, 90], [100, 20, 140, 100]], np.float32)
@@ -72,8 +72,3 @@ def test_detector_accuracy_runs_each_frame_and_negative_once():
     r = detector_accuracy(predict, data, conf=0.25)
     assert seen == [0, 1, 2, 0] and r["box_recall"] == pytest.approx(2 / 3) and r["presence_frames"] == 4
     assert EVAL_CONF <= 0.001  # the curve starts where Ultralytics' val starts
-
-
-def test_spread_keeps_both_ends_and_order():
-    assert spread(list(range(10)), 4) == [0, 3, 6, 9]
-    assert spread([1, 2], 5) == [1, 2] and spread([1, 2, 3], 0) == [1, 2, 3]

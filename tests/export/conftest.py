@@ -14,7 +14,7 @@ from edge.manifest import Manifest
 @pytest.fixture(scope="session")
 def toy_models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """A 1-epoch toy detector (imgsz 64) and classifier (imgsz 32) to export, trained once per session."""
-    from trainer.yolo.toydata import toy_models
+    from toydata import toy_models
 
     return toy_models(tmp_path_factory.mktemp("toy-yolo-export"))
 

@@ -9,6 +9,7 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 import pytest
+from toydata import make_toy_detect_dataset
 
 from edge.detect.preprocess import prepare_classification, prepare_detection
 from edge.errors import CctvkitError
@@ -16,7 +17,6 @@ from edge.formats.yolo import list_images
 from export.calibration import ImageCalibrationReader, select_calibration_images
 from export.onnx_export import expected_output_shape, export_onnx
 from export.onnx_int8 import quantize_onnx_int8
-from trainer.yolo.toydata import make_toy_detect_dataset
 
 
 def _run_all(path: Path, reader: ImageCalibrationReader) -> np.ndarray:

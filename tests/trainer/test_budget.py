@@ -62,7 +62,8 @@ def test_a_demo_budget_too_small_for_one_epoch_stops_before_anything_is_written(
 
 
 def test_ultralytics_replans_the_epochs_to_the_time_it_is_given(tmp_path):
-    from trainer.yolo.toydata import make_toy_detect_dataset
+    from toydata import make_toy_detect_dataset
+
     from trainer.yolo.train import train_detector
 
     det_yaml = make_toy_detect_dataset(tmp_path / "data")

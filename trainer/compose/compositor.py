@@ -22,6 +22,7 @@ import numpy as np
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from edge.atomic import atomic_write_text
+from edge.detect.preprocess import squash
 from edge.errors import CctvkitError
 from edge.formats.yolo import format_yolo_labels, parse_yolo_labels, save_data_yaml
 from edge.stages import SceneOut
@@ -219,11 +220,6 @@ def _encode(img: np.ndarray, quality: int, path: Path) -> None:
     path.write_bytes(buf.tobytes())
 
 
-def _squash(img: np.ndarray, size: int) -> np.ndarray:
-    # Exactly what the device does before the classifier (edge/detect/preprocess.py prepare_classification).
-    return cv2.resize(img, (size, size), interpolation=cv2.INTER_AREA)
-
-
 def _real_labels(frame: RealFrame, w: int, h: int) -> np.ndarray:
     if not frame.label.exists():
         return np.zeros((0, 4), np.float32)
@@ -295,7 +291,7 @@ def compose_dataset(
                 img, info = composer.negative(job)
                 xyxy = np.zeros((0, 4), np.float32)
                 _encode(img, info["jitter"]["jpeg_quality"], img_path)
-                negatives_for_cls[job.split].append((_squash(img, params.cls_size), rec))
+                negatives_for_cls[job.split].append((squash(img, (params.cls_size, params.cls_size)), rec))
                 rec.update(info, classify=None)
             else:
                 img, xyxy, info = composer.composed(job)
@@ -305,7 +301,7 @@ def compose_dataset(
                 n_dropped += sum(1 for p in info["persons"] if not p.get("labelled"))
                 if len(xyxy):
                     cpath = cls_dir / job.split / "person" / f"{job.name}.jpg"
-                    _encode(_squash(img, params.cls_size), CLS_JPEG_QUALITY, cpath)
+                    _encode(squash(img, (params.cls_size, params.cls_size)), CLS_JPEG_QUALITY, cpath)
                     rec["classify"] = cpath.relative_to(out).as_posix()
                     cls_counts[job.split]["person"] += 1
                 if job.split == "train" and len(previews) < PREVIEW_N:
@@ -382,7 +378,7 @@ def _balance_classes(
             job = Job(split, EXTRA_NEGATIVE_BASE + k, "negative")
             img, info = composer.negative(job)
             path = cls_dir / split / "no_person" / f"{job.name}.jpg"
-            _encode(_squash(img, params.cls_size), CLS_JPEG_QUALITY, path)
+            _encode(squash(img, (params.cls_size, params.cls_size)), CLS_JPEG_QUALITY, path)
             extras.append(
                 {"image": path.relative_to(out).as_posix(), "split": split, "source": "negative", **info}
             )

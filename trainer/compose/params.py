@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+from edge.strict import Strict
 
 
 def _ordered(name: str, pair: tuple[float, float]) -> None:
@@ -14,7 +12,7 @@ def _ordered(name: str, pair: tuple[float, float]) -> None:
         raise ValueError(f"{name} must be (low, high), got {pair}")
 
 
-class JitterParams(_Strict):
+class JitterParams(Strict):
     """Whole-image photometric jitter, so the detector sees the camera's day-to-day variation, not one plate.
 
     The plate is a temporal median and therefore noise-free; real frames are not, so some sensor noise is
@@ -55,7 +53,7 @@ class JitterParams(_Strict):
         )
 
 
-class ComposeParams(_Strict):
+class ComposeParams(Strict):
     n_images: int = Field(400, ge=2, description="detection images, train + val")
     val_fraction: float = Field(0.2, gt=0, lt=0.9)
     negative_fraction: float = Field(0.15, ge=0, lt=1, description="empty plates with jitter")

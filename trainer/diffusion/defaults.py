@@ -12,13 +12,10 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 
 from edge.errors import CctvkitError
-
-
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+from edge.strict import Strict
 
 
 class DataParams(Strict):
@@ -48,7 +45,10 @@ class DiffusionParams(Strict):
     head_fraction: float = Field(0.3, gt=0.0, le=1.0)
 
 
-class TrainParams(Strict):
+class GeneratorTrainParams(Strict):
+    """How the person generator trains: optimiser steps (not epochs), EMA, checkpoints and sample grids.
+    (trainer/config.py TrainParams is the YOLO detector and classifier's.)"""
+
     steps: int = Field(2000, ge=1)
     batch: int = Field(16, ge=1)  # global batch; each DDP rank takes batch / world_size
     lr: float = Field(2e-4, gt=0.0)
@@ -81,7 +81,7 @@ class PersonsConfig(Strict):
     data: DataParams = DataParams()
     model: ModelParams = ModelParams()
     diffusion: DiffusionParams = DiffusionParams()
-    train: TrainParams = TrainParams()
+    train: GeneratorTrainParams = GeneratorTrainParams()
     sample: SampleParams = SampleParams()
 
     @model_validator(mode="after")

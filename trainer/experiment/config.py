@@ -38,10 +38,11 @@ import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, Field, model_validator
 
 from edge.config_errors import load_yaml_config
 from edge.errors import CctvkitError
+from edge.strict import Strict
 from trainer.config import PipelineConfig
 from trainer.relabel.teacher import TeacherFile
 
@@ -77,10 +78,6 @@ def _check_arm(arm: str) -> str:
     if arm in FIXED_ARMS or (n is not None and 1 <= n <= 100):
         return arm
     raise ValueError(f"unknown arm; use one of {', '.join(FIXED_ARMS)} or hybrid-N with N in 1..100")
-
-
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
 
 
 class SplitParams(Strict):

@@ -27,17 +27,17 @@ from typing import Any, Literal
 
 import cv2
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from edge.atomic import atomic_write_text
 from edge.formats.yolo import format_yolo_labels, parse_yolo_labels, save_data_yaml
+from edge.strict import Strict
 from edge.types import Detections
 from trainer.relabel.fuse import agreement, fuse_boxes
 from trainer.relabel.tracks import TrackParams, link_or_threshold
 
 
-class SelfTrainParams(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class SelfTrainParams(Strict):
 
     rounds: int = Field(0, ge=0, description="relabel-and-retrain rounds after the first detector")
     epochs: int | None = Field(None, ge=1, description="epochs per round; default: half of detector_epochs")

@@ -13,10 +13,11 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from edge.errors import CctvkitError
 from edge.eval.accuracy import person_only
+from edge.strict import Strict
 from edge.types import Detections, ModelSpec
 from trainer.relabel.tracks import TrackParams
 
@@ -98,10 +99,8 @@ class Teacher:
                 "precision": self.spec.precision, "sha256": self.spec.sha256}
 
 
-class TeacherParams(BaseModel):
+class TeacherParams(Strict):
     """How the teacher's boxes become labels (the model file itself is --teacher, an input, not a knob)."""
-
-    model_config = ConfigDict(extra="forbid")
 
     conf: float = Field(0.25, gt=0.0, lt=1.0, description="a teacher box at or above this is a label "
                         "(when its frames cannot be tracked; otherwise track.high_conf starts a track)")

@@ -19,13 +19,13 @@ from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
+from edge.strict import Strict
 from edge.types import Detections
 
 
-class TrackParams(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class TrackParams(Strict):
 
     low_conf: float = Field(0.1, ge=0.0, lt=1.0, description="weakest box that may continue a track")
     high_conf: float = Field(0.25, gt=0.0, lt=1.0, description="weakest box that may start a track")

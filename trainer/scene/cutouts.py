@@ -9,6 +9,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from edge.sampling import spread
 from edge.stages import SceneOut
 from trainer.scene.people import PersonObservation
 from trainer.scene.perspective import Perspective
@@ -117,13 +118,7 @@ def make_cutout(frame: np.ndarray, person: PersonObservation) -> Cutout:
 def select_spread(cands: list[Cutout], limit: int) -> list[Cutout]:
     """At most `limit`, evenly spaced through the time-ordered candidates: consecutive candidates are
     mostly the same person a few frames apart, so spacing them out is the de-duplication."""
-    cands = sorted(cands, key=lambda c: (c.frame, c.box))
-    if len(cands) <= limit:
-        return cands
-    if limit <= 0:
-        return []
-    idx = np.unique(np.linspace(0, len(cands) - 1, limit).round().astype(int))
-    return [cands[i] for i in idx]
+    return spread(sorted(cands, key=lambda c: (c.frame, c.box)), limit)
 
 
 def save_cutouts(cutouts: list[Cutout], out_dir: Path) -> list[dict]:

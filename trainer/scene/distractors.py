@@ -22,6 +22,7 @@ import cv2
 import numpy as np
 
 from edge.errors import CctvkitError
+from edge.sampling import spread
 from edge.stages import SceneOut
 from trainer.scene.blobs import inside
 
@@ -58,10 +59,7 @@ class DistractorBank:
 
     def save(self, out_dir: Path) -> dict[str, Any]:
         """distractors/NNNNN.png + distractors.json (always written, maybe empty); the scene.json summary."""
-        chosen = sorted(self.found, key=lambda d: (d.frame, d.box))
-        if len(chosen) > self.limit:
-            keep = np.unique(np.linspace(0, len(chosen) - 1, self.limit).round().astype(int))
-            chosen = [chosen[i] for i in keep]
+        chosen = spread(sorted(self.found, key=lambda d: (d.frame, d.box)), self.limit)
         folder = out_dir / SceneOut.distractors.name
         folder.mkdir(parents=True, exist_ok=True)
         records = []

@@ -203,10 +203,3 @@ def iter_frames(path: str | Path, indices: Iterable[int]) -> Iterator[tuple[int,
         cap.release()
 
 
-def spread(start: int, stop: int, n: int) -> list[int]:
-    """Up to n frame indices evenly spread over [start, stop), deterministic."""
-    if stop <= start or n <= 0:
-        return []
-    if n >= stop - start:
-        return list(range(start, stop))
-    return sorted({int(v) for v in np.linspace(start, stop - 1, n).round()})

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
+from edge.strict import Strict
 from trainer.relabel.teacher import TeacherParams
 
 
-class SceneParams(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class SceneParams(Strict):
 
     # Time split: the last part of the video is never seen by the plate, the cutouts or the training frames.
     holdout_fraction: float = Field(0.2, gt=0.0, lt=0.9)

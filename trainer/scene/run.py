@@ -28,13 +28,14 @@ from rich.console import Console
 
 from edge.errors import CctvkitError
 from edge.formats.yolo import save_yolo_labels
+from edge.sampling import spread_indices
 from edge.stages import SceneOut
 from trainer.relabel.teacher import Teacher
 from trainer.scene import evidence as ev
 from trainer.scene.anyscene import any_perspective_json, fit_any, row_model, size_of, width_ratio_any
 from trainer.scene.cutouts import is_clean, is_clean_any, make_cutout, save_cutouts, select_spread
 from trainer.scene.distractors import DistractorBank
-from trainer.scene.frames import VideoInfo, iter_frames, open_video, spread
+from trainer.scene.frames import VideoInfo, iter_frames, open_video
 from trainer.scene.overview import draw_overview
 from trainer.scene.params import SceneParams
 from trainer.scene.people import WIDTH_RATIO, PersonFinder, PersonObservation
@@ -80,7 +81,7 @@ def _judge_evidence(video: Path, train: range, params: SceneParams, plates: list
             doc["verdict"] = "unchecked"
     else:
         detector = ev.WholePersonDetector(teacher)
-        idx = spread(train.start, train.stop, params.evidence_frames)
+        idx = spread_indices(train.start, train.stop, params.evidence_frames)
         frames = [f for _, f in iter_frames(video, idx)]
         whole, ghosts = ev.gather(frames, [p.image for p in plates], detector)
         per_frame = sum(sources.values()) / max(n_scan, 1)
@@ -142,7 +143,7 @@ def _calibrate(video: Path, segments: list[Segment], train: range, params: Scene
                finders: list[PersonFinder], fit: Callable) -> tuple[tuple, list[PersonObservation], list[int]]:
     """(fit(observations), observations, frames used): the sampled calibration frames first; if they hold
     too few people (a quiet video), every scan frame before giving up (fit raises CctvkitError)."""
-    calib_idx = spread(train.start, train.stop, params.calib_frames)
+    calib_idx = spread_indices(train.start, train.stop, params.calib_frames)
     calib = _collect(video, segments, finders, calib_idx, "calibrate", progress)
     try:
         return fit(calib), calib, calib_idx
@@ -165,7 +166,7 @@ def _choose_orientation(video: Path, segments: list[Segment], plates: list[Plate
     """
     mode = params.orientation
     if mode == "any":
-        return "any", "set in the config", {}, None, None, spread(train.start, train.stop, params.calib_frames)
+        return "any", "set in the config", {}, None, None, spread_indices(train.start, train.stop, params.calib_frames)
     try:
         fit, _, calib_idx = _calibrate(video, segments, train, params, progress,
                                        [PersonFinder(p, params) for p in plates], lambda people: _fit(people, video))
@@ -173,7 +174,7 @@ def _choose_orientation(video: Path, segments: list[Segment], plates: list[Plate
         if mode == "upright":
             raise
         return ("any", f"fewer than {MIN_OBSERVATIONS} upright people in the calibration frames", {}, None, None,
-                spread(train.start, train.stop, params.calib_frames))
+                spread_indices(train.start, train.stop, params.calib_frames))
     if mode == "upright":
         return "upright", "set in the config", {}, fit, None, calib_idx
     usable = fit[2]
@@ -213,7 +214,7 @@ def _width_ratio(people: list[PersonObservation], inliers: np.ndarray) -> float:
 def _plates(video: Path, out_dir: Path, segments: list[Segment], params: SceneParams, fps: float,
             progress: bool) -> tuple[list[Plate], int, list[dict]]:
     """(plate per segment, index of the main = longest segment, segment records for scene.json)."""
-    idx = [spread(seg.start, seg.stop, params.plate_frames) for seg in segments]
+    idx = [spread_indices(seg.start, seg.stop, params.plate_frames) for seg in segments]
     gap = max(1, int(round(params.plate_motion_gap_s * fps)))
     plates = build_plates(video, idx, progress, params.plate, gap)
     main = int(np.argmax([len(seg) for seg in segments]))
@@ -291,7 +292,7 @@ def build_scene(video: Path, out_dir: Path, params: SceneParams, progress: bool 
             return is_clean(p, people, persp0, shape, min_height=min_cutout)
         return is_clean_any(p, people, size0, shape, min_size=min_cutout)
     scan_idx = list(range(train.start, train.stop, params.scan_stride))
-    label_idx = set(spread(0, len(scan_idx), params.train_frames))
+    label_idx = set(spread_indices(0, len(scan_idx), params.train_frames))
     label_idx = {scan_idx[k] for k in label_idx}
     scanned: list[PersonObservation] = []
     candidates = []

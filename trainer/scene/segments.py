@@ -19,7 +19,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from trainer.scene.frames import iter_frames, spread
+from edge.sampling import spread_indices
+from trainer.scene.frames import iter_frames
 from trainer.scene.params import SceneParams
 from trainer.scene.progress import task_progress
 
@@ -111,7 +112,7 @@ def _merge_alike(cuts: list[int], thumbs: np.ndarray, positions: list[int], trai
 def find_segments(video: str | Path, train: range, params: SceneParams,
                   progress: bool = True) -> list[Segment]:
     """Scene segments covering the training part exactly, in order. Only training frames are read."""
-    idx = spread(train.start, train.stop, params.segment_samples) if params.segments else []
+    idx = spread_indices(train.start, train.stop, params.segment_samples) if params.segments else []
     thumbs: list[np.ndarray] = []
     positions: list[int] = []
     if len(idx) >= 2 * params.segment_window:

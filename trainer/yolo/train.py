@@ -14,17 +14,17 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict, Unpack
 
 from edge.atomic import atomic_write_bytes
 from edge.errors import CctvkitError
 from edge.formats.yolo import label_path_for, list_images, load_data_yaml, save_data_yaml
 from export.offline import load_model, verbosity
+from trainer.config import TrainParams
 
-# Demo defaults for 2 CPU cores. Measured (240 train images, batch 16): detector at 320 ~15 s/epoch without
-# mosaic, ~18 s with (more when the cores are shared); classifier at 128 ~2 s/epoch, at 160 ~2.6 s.
-DETECTOR_IMGSZ = 320
-CLASSIFIER_IMGSZ = 128
+# Every default (epochs, imgsz, batch, workers, seed, architecture) is TrainParams' in trainer/config.py:
+# what `trainer demo` and `trainer run` train with, so a direct call trains the same models.
+DEFAULTS = TrainParams()
 
 # Classifier images are whole frames squashed to a square, and a person may be small and anywhere:
 # no random crop (scale=0 makes RandomResizedCrop keep the whole frame), no random erasing and no
@@ -157,46 +157,63 @@ def _copy_atomic(src: Path, dst: Path) -> Path:
     return atomic_write_bytes(dst, src.read_bytes())
 
 
-def _run(
-    task: str,
-    data: Path,
-    out_dir: Path,
-    tag: str,
-    *,
-    epochs: int,
-    imgsz: int,
-    batch: int,
-    device: str,
-    workers: int,
-    seed: int,
-    weights: Path | None,
-    progress: bool,
-    args: dict[str, Any],
-    arch: str | None = None,
-) -> tuple[Any, Any, float]:
-    device = resolve_device(device)
+class TrainOptions(TypedDict, total=False):
+    """The keyword arguments both trainers take; left out, each is DEFAULTS' value for that task."""
+
+    epochs: int
+    imgsz: int
+    batch: int
+    device: str
+    workers: int
+    seed: int
+    weights: Path | None  # a local .pt to start from; None: random init from the architecture's yaml
+    progress: bool
+    overrides: Mapping[str, Any] | None  # any other Ultralytics train argument, e.g. {"mosaic": 0.5}
+
+
+def _options(task: str, given: TrainOptions) -> dict[str, Any]:
+    unknown = sorted(set(given) - set(TrainOptions.__annotations__))
+    if unknown:
+        raise TypeError(f"unexpected keyword arguments {unknown}")
+    detect = task == "detect"
+    return {
+        "epochs": DEFAULTS.detector_epochs if detect else DEFAULTS.classifier_epochs,
+        "imgsz": DEFAULTS.detector_imgsz if detect else DEFAULTS.classifier_imgsz,
+        # A library call trains where it is told, on the CPU unless told otherwise; the pipeline resolves
+        # its own device setting ("auto": CUDA when there is one) before it calls.
+        "device": "cpu",
+        "batch": DEFAULTS.batch, "workers": DEFAULTS.workers, "seed": DEFAULTS.seed, "weights": None,
+        "progress": True, "overrides": None, **given,
+    }
+
+
+def _run(task: str, data: Path, out_dir: Path, opts: dict[str, Any], args: dict[str, Any],
+         arch: str | None = None) -> tuple[Any, Any, float]:
+    device = resolve_device(opts["device"])
+    weights = opts["weights"]
     model = load_model(task, weights, arch)
     model.add_callback("on_train_start", _thread_callback(device))
     train_args = {
         "data": str(data),
-        "epochs": int(epochs),
-        "imgsz": int(imgsz),
-        "batch": int(batch),
+        "epochs": int(opts["epochs"]),
+        "imgsz": int(opts["imgsz"]),
+        "batch": int(opts["batch"]),
         "device": device,
-        "workers": int(workers),
-        "seed": int(seed),
+        "workers": int(opts["workers"]),
+        "seed": int(opts["seed"]),
         "project": str(out_dir / "ultralytics"),  # absolute, or Ultralytics prefixes its runs_dir
-        "name": tag,
+        "name": task,
         "exist_ok": True,
         "amp": False,  # the AMP check downloads yolo26n.pt
         "pretrained": weights is not None,
         "cache": "ram",
         "plots": True,
-        "verbose": progress,
+        "verbose": opts["progress"],
         **args,
+        **dict(opts["overrides"] or {}),
     }
     t0 = time.perf_counter()
-    with verbosity(progress):
+    with verbosity(opts["progress"]):
         metrics = model.train(**train_args)
     return model, metrics, time.perf_counter() - t0
 
@@ -207,31 +224,29 @@ def _epochs_trained(model: Any, asked: int) -> int:
     return int(epoch) + 1 if isinstance(epoch, int) else int(asked)
 
 
-def _plots(save_dir: Path) -> list[Path]:
-    return sorted(save_dir.glob("*.png"))
+def _result(model: Any, out_dir: Path, keep_as: str, metrics: dict[str, float], seconds: float,
+            opts: dict[str, Any]) -> TrainResult:
+    """best.pt (last.pt when there is none) copied to out_dir/keep_as, with what Ultralytics drew."""
+    save_dir = Path(model.trainer.save_dir)
+    best = save_dir / "weights" / "best.pt"
+    if not best.is_file():
+        best = save_dir / "weights" / "last.pt"
+    return TrainResult(
+        weights=_copy_atomic(best, out_dir / keep_as),
+        metrics=metrics,
+        seconds=seconds,
+        epochs=_epochs_trained(model, opts["epochs"]),
+        imgsz=int(opts["imgsz"]),
+        plots=sorted(save_dir.glob("*.png")),
+        save_dir=save_dir,
+    )
 
 
-def train_detector(
-    data_yaml: Path,
-    out_dir: Path,
-    *,
-    epochs: int = 12,
-    imgsz: int = DETECTOR_IMGSZ,
-    batch: int = 16,
-    device: str = "cpu",
-    workers: int = 2,
-    seed: int = 0,
-    weights: Path | None = None,
-    progress: bool = True,
-    overrides: Mapping[str, Any] | None = None,
-    names: list[str] | None = None,
-    arch: str = "yolo11n",
-) -> TrainResult:
-    """Train a YOLO11n detector on a YOLO data.yaml; best.pt ends up as out_dir/detector.pt.
-
-    `weights`: a local .pt to start from (default: random init from yolo11n.yaml). `overrides`: any
-    other Ultralytics train argument (e.g. {"mosaic": 0.5}).
-    """
+def train_detector(data_yaml: Path, out_dir: Path, *, names: list[str] | None = None,
+                   arch: str = DEFAULTS.detector_arch, **options: Unpack[TrainOptions]) -> TrainResult:
+    """Train a YOLO detector (`arch`, YOLO11n by default) on a YOLO data.yaml; best.pt ends up as
+    out_dir/detector.pt. `names` replaces the data set's class names (see stage_detect_dataset)."""
+    opts = _options("detect", options)
     data_yaml = Path(data_yaml)
     if not data_yaml.is_file():
         raise CctvkitError("data.yaml not found", data_yaml, "pass the compose stage's detect/data.yaml")
@@ -239,89 +254,25 @@ def train_detector(
     staging = out_dir / "ultralytics" / "data-detect"
     shutil.rmtree(staging, ignore_errors=True)
     staged_yaml, _ = stage_detect_dataset(data_yaml, staging, names)
-    model, metrics, seconds = _run(
-        "detect",
-        staged_yaml,
-        out_dir,
-        "detect",
-        epochs=epochs,
-        imgsz=imgsz,
-        batch=batch,
-        device=device,
-        workers=workers,
-        seed=seed,
-        weights=weights,
-        progress=progress,
-        args=dict(overrides or {}),
-        arch=arch,
-    )
-    save_dir = Path(model.trainer.save_dir)
-    best = save_dir / "weights" / "best.pt"
-    if not best.is_file():
-        best = save_dir / "weights" / "last.pt"
+    model, metrics, seconds = _run("detect", staged_yaml, out_dir, opts, {}, arch)
     rd = metrics.results_dict
-    return TrainResult(
-        weights=_copy_atomic(best, out_dir / "detector.pt"),
-        metrics={
-            "map50": float(rd["metrics/mAP50(B)"]),
-            "map50_95": float(rd["metrics/mAP50-95(B)"]),
-            "precision": float(rd["metrics/precision(B)"]),
-            "recall": float(rd["metrics/recall(B)"]),
-        },
-        seconds=seconds,
-        epochs=_epochs_trained(model, epochs),
-        imgsz=int(imgsz),
-        plots=_plots(save_dir),
-        save_dir=save_dir,
-    )
+    scores = {
+        "map50": float(rd["metrics/mAP50(B)"]),
+        "map50_95": float(rd["metrics/mAP50-95(B)"]),
+        "precision": float(rd["metrics/precision(B)"]),
+        "recall": float(rd["metrics/recall(B)"]),
+    }
+    return _result(model, out_dir, "detector.pt", scores, seconds, opts)
 
 
-def train_classifier(
-    cls_root: Path,
-    out_dir: Path,
-    *,
-    epochs: int = 6,
-    imgsz: int = CLASSIFIER_IMGSZ,
-    batch: int = 16,
-    device: str = "cpu",
-    workers: int = 2,
-    seed: int = 0,
-    weights: Path | None = None,
-    progress: bool = True,
-    overrides: Mapping[str, Any] | None = None,
-) -> TrainResult:
+def train_classifier(cls_root: Path, out_dir: Path, **options: Unpack[TrainOptions]) -> TrainResult:
     """Train a YOLO11n-cls person/no-person classifier on cls_root/{train,val}/<class>/*.jpg;
     best.pt ends up as out_dir/classifier.pt. Metrics: top-1 accuracy on val."""
+    opts = _options("classify", options)
     cls_root = Path(cls_root)
     out_dir = Path(out_dir).resolve()
     staging = out_dir / "ultralytics" / "data-classify"
     shutil.rmtree(staging, ignore_errors=True)
     stage_classify_dataset(cls_root, staging)
-    model, metrics, seconds = _run(
-        "classify",
-        staging,
-        out_dir,
-        "classify",
-        epochs=epochs,
-        imgsz=imgsz,
-        batch=batch,
-        device=device,
-        workers=workers,
-        seed=seed,
-        weights=weights,
-        progress=progress,
-        args={**CLASSIFY_AUGMENT, **dict(overrides or {})},
-    )
-    save_dir = Path(model.trainer.save_dir)
-    best = save_dir / "weights" / "best.pt"
-    if not best.is_file():
-        best = save_dir / "weights" / "last.pt"
-    return TrainResult(
-        weights=_copy_atomic(best, out_dir / "classifier.pt"),
-        metrics={"top1": float(metrics.top1)},
-        seconds=seconds,
-        epochs=_epochs_trained(model, epochs),
-        imgsz=int(imgsz),
-        plots=_plots(save_dir),
-        save_dir=save_dir,
-    )
+    model, metrics, seconds = _run("classify", staging, out_dir, opts, CLASSIFY_AUGMENT)
+    return _result(model, out_dir, "classifier.pt", {"top1": float(metrics.top1)}, seconds, opts)

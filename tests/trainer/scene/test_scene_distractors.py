@@ -12,9 +12,9 @@ import cv2
 import numpy as np
 import synthetic_video as synth
 
+from edge.sampling import spread_indices
 from trainer.compose import ComposeParams, compose_dataset
 from trainer.scene.distractors import DistractorBank, load_distractors, paste
-from trainer.scene.frames import spread
 from trainer.scene.params import SceneParams
 from trainer.scene.people import PersonFinder
 from trainer.scene.perspective import Perspective
@@ -34,7 +34,7 @@ def _van_frame() -> np.ndarray:
 
 
 def test_the_finder_turns_a_van_down_and_the_bank_keeps_it(synth_video: Path, tmp_path: Path):
-    plate = build_plate(synth_video, spread(0, synth.N_FRAMES, 30), progress=False)
+    plate = build_plate(synth_video, spread_indices(0, synth.N_FRAMES, 30), progress=False)
     finder = PersonFinder(plate, SceneParams(), Perspective(synth.A, synth.B))
     frame = _van_frame()
     assert finder.find(frame) == []

@@ -10,7 +10,7 @@ import pytest
 import synthetic_video as synth
 
 from edge.errors import CctvkitError
-from trainer.scene.frames import iter_frames, open_video, spread
+from trainer.scene.frames import iter_frames, open_video
 
 
 def test_open_video_reports_size_fps_and_count(synth_video: Path):
@@ -48,11 +48,3 @@ def test_unreadable_video_is_a_one_line_error_naming_the_file(kind: str, tmp_pat
     assert str(path) in text and "--video" in text and "\n" not in text
     with pytest.raises(CctvkitError):
         list(iter_frames(path, [0]))
-
-
-def test_spread_is_even_bounded_and_inside_the_range():
-    assert spread(0, 10, 20) == list(range(10))
-    s = spread(100, 700, 7)
-    assert s[0] == 100 and s[-1] == 699 and len(s) == 7
-    assert np.allclose(np.diff(s), 99.83, atol=1)
-    assert spread(5, 5, 3) == [] and spread(0, 10, 0) == []

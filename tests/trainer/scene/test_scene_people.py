@@ -7,7 +7,8 @@ from pathlib import Path
 import numpy as np
 import synthetic_video as synth
 
-from trainer.scene.frames import iter_frames, spread
+from edge.sampling import spread_indices
+from trainer.scene.frames import iter_frames
 from trainer.scene.params import SceneParams
 from trainer.scene.people import PersonFinder
 from trainer.scene.perspective import Perspective
@@ -27,7 +28,7 @@ def _match(found: np.ndarray, truth: np.ndarray) -> list[float]:
 
 
 def test_people_are_found_with_tight_boxes(synth_video: Path):
-    plate = build_plate(synth_video, spread(0, synth.N_FRAMES, 30), progress=False)
+    plate = build_plate(synth_video, spread_indices(0, synth.N_FRAMES, 30), progress=False)
     frames = [5, 20, 35, 50]
     for perspective in (None, Perspective(synth.A, synth.B)):
         finder = PersonFinder(plate, SceneParams(), perspective)
@@ -50,7 +51,7 @@ def test_people_are_found_with_tight_boxes(synth_video: Path):
 
 
 def test_finder_is_deterministic(synth_video: Path):
-    plate = build_plate(synth_video, spread(0, synth.N_FRAMES, 20), progress=False)
+    plate = build_plate(synth_video, spread_indices(0, synth.N_FRAMES, 20), progress=False)
     frame = dict(iter_frames(synth_video, [33]))[33]
     a = PersonFinder(plate, SceneParams()).find(frame)
     b = PersonFinder(plate, SceneParams()).find(frame.copy())
@@ -60,13 +61,13 @@ def test_finder_is_deterministic(synth_video: Path):
 
 
 def test_nothing_is_found_in_the_empty_scene(synth_video: Path):
-    plate = build_plate(synth_video, spread(0, synth.N_FRAMES, 30), progress=False)
+    plate = build_plate(synth_video, spread_indices(0, synth.N_FRAMES, 30), progress=False)
     empty = synth.background()
     assert PersonFinder(plate, SceneParams(), Perspective(synth.A, synth.B)).find(empty) == []
 
 
 def test_light_change_and_a_vehicle_are_not_people(synth_video: Path):
-    plate = build_plate(synth_video, spread(0, synth.N_FRAMES, 30), progress=False)
+    plate = build_plate(synth_video, spread_indices(0, synth.N_FRAMES, 30), progress=False)
     finder = PersonFinder(plate, SceneParams(), Perspective(synth.A, synth.B))
     bg = synth.background()
     # A cloud passes: everything 25% brighter, or 30% darker.

@@ -8,7 +8,7 @@ import cv2
 import numpy as np
 import synthetic_video as synth
 
-from trainer.scene.frames import spread
+from edge.sampling import spread_indices
 from trainer.scene.plate import build_plate, median_plate, motion_mask
 
 
@@ -22,7 +22,7 @@ def _track_mask() -> np.ndarray:
 
 
 def test_plate_equals_the_background_where_figures_moved(synth_video: Path):
-    plate = build_plate(synth_video, spread(0, synth.N_FRAMES, 40), progress=False)
+    plate = build_plate(synth_video, spread_indices(0, synth.N_FRAMES, 40), progress=False)
     truth = synth.background().astype(np.int16)
     # Tolerances allow for MJPG: the plate went through the codec, the truth did not.
     track = _track_mask()
@@ -137,8 +137,8 @@ def test_a_motion_mask_covers_a_moving_body_and_a_cut_gives_none():
 
 
 def test_build_plates_reads_each_samples_partner_and_records_the_method(synth_video: Path):
-    clean = build_plate(synth_video, spread(0, synth.N_FRAMES, 40), progress=False, method="clean", gap=2)
-    plain = build_plate(synth_video, spread(0, synth.N_FRAMES, 40), progress=False, method="median")
+    clean = build_plate(synth_video, spread_indices(0, synth.N_FRAMES, 40), progress=False, method="clean", gap=2)
+    plain = build_plate(synth_video, spread_indices(0, synth.N_FRAMES, 40), progress=False, method="median")
     truth = synth.background().astype(np.int16)
     track = _track_mask()
     assert np.median(_error(clean.image, truth)[track]) <= np.median(_error(plain.image, truth)[track])

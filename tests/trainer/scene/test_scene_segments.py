@@ -13,7 +13,8 @@ import synthetic_video as synth
 
 import trainer.scene.plate as plate_mod
 import trainer.scene.segments as seg_mod
-from trainer.scene.frames import open_video, spread
+from edge.sampling import spread_indices
+from trainer.scene.frames import open_video
 from trainer.scene.params import SceneParams
 from trainer.scene.plate import build_plates
 from trainer.scene.run import build_scene, split_video
@@ -89,7 +90,7 @@ def test_two_backgrounds_give_two_segments_and_two_close_plates(changing: Path):
     assert len(segments) == 2
     assert segments[0].start == 0 and segments[-1].stop == HOLD
     assert abs(segments[1].start - CUT) <= 2, segments  # within a sample of the true change
-    plates = build_plates(changing, [spread(s.start, s.stop, params.plate_frames) for s in segments], False)
+    plates = build_plates(changing, [spread_indices(s.start, s.stop, params.plate_frames) for s in segments], False)
     a, b, _ = _backgrounds()
     for plate, bg in zip(plates, (a, b), strict=True):
         err = np.abs(plate.image.astype(np.int16) - bg.astype(np.int16))

@@ -14,8 +14,9 @@ import pytest
 
 from edge.errors import CctvkitError
 from edge.eval.coco import iou_matrix
+from edge.sampling import spread_indices
 from trainer.compose.scene import load_scene
-from trainer.scene.frames import iter_frames, spread
+from trainer.scene.frames import iter_frames
 from trainer.scene.params import SceneParams
 from trainer.scene.plate import build_plate
 from trainer.scene.run import build_scene
@@ -132,7 +133,7 @@ def test_upright_video_stays_upright(synth_scene: tuple[Path, dict]):
 
 def test_two_people_in_a_row_are_split(topdown_frames: Path):
     """Two walkers end to end make one blob about two lengths long: cut into two people."""
-    plate = build_plate(topdown_frames, spread(0, N, 30), progress=False)
+    plate = build_plate(topdown_frames, spread_indices(0, N, 30), progress=False)
     size = RadialSize(0.0, float(LENGTH), (W / 2, H / 2), radius_range=(0.0, 200.0))
     finder = AnyPersonFinder(plate, SceneParams(), size)
     frame = plate.image.copy()
@@ -145,7 +146,7 @@ def test_two_people_in_a_row_are_split(topdown_frames: Path):
 
 
 def test_finder_any_is_deterministic(topdown_frames: Path):
-    plate = build_plate(topdown_frames, spread(0, N, 20), progress=False)
+    plate = build_plate(topdown_frames, spread_indices(0, N, 20), progress=False)
     frame = dict(iter_frames(topdown_frames, [33]))[33]
     a = AnyPersonFinder(plate, SceneParams()).find(frame)
     b = AnyPersonFinder(plate, SceneParams()).find(frame.copy())

@@ -13,8 +13,9 @@ import pytest
 def trained(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     """Toy data sets (hashed before training), a 1-epoch detector (imgsz 64) and classifier (imgsz 32)
     trained once per session from an empty temp cwd."""
+    from toydata import make_toy_classify_dataset, make_toy_detect_dataset
+
     from edge.manifest import sha256_tree
-    from trainer.yolo.toydata import make_toy_classify_dataset, make_toy_detect_dataset
     from trainer.yolo.train import train_classifier, train_detector
 
     root = tmp_path_factory.mktemp("toy-yolo-train")

@@ -1,15 +1,46 @@
 from __future__ import annotations
 
+import io
 from pathlib import Path
 from typing import Any
 
 import pytest
+from toydata import make_toy_classify_dataset, make_toy_detect_dataset
 
 from edge.errors import CctvkitError
 from edge.manifest import sha256_tree
 from export import offline
-from trainer.yolo.toydata import make_toy_classify_dataset, make_toy_detect_dataset
 from trainer.yolo.train import resolve_device, train_classifier, train_detector
+
+
+def test_no_progress_hides_every_ultralytics_bar() -> None:
+    """Quiet (--no-progress) hides even the bars Ultralytics builds with an explicit disable= (its image
+    caching and label scanning pass disable=LOCAL_RANK > 0, which printed a bar per data set)."""
+    offline.configure()
+    from ultralytics.utils.tqdm import TQDM
+
+    with offline.verbosity(False):
+        assert TQDM(range(3), disable=False).disable and TQDM(range(3)).disable
+    with offline.verbosity(True):
+        bar = TQDM(range(3), disable=False, file=io.StringIO())
+        assert not bar.disable and TQDM(range(3), disable=True).disable
+        bar.close()
+
+
+def test_a_direct_call_trains_with_the_pipeline_defaults() -> None:
+    """One source of defaults: TrainParams (what `trainer demo` / `trainer run` use) for a direct call too."""
+    from trainer.config import TrainParams
+    from trainer.yolo.train import _options, train_detector
+
+    p = TrainParams()
+    det, cls = _options("detect", {}), _options("classify", {})
+    assert (det["epochs"], det["imgsz"]) == (p.detector_epochs, p.detector_imgsz)
+    assert (cls["epochs"], cls["imgsz"]) == (p.classifier_epochs, p.classifier_imgsz)
+    assert det["batch"] == cls["batch"] == p.batch and det["workers"] == p.workers and det["seed"] == p.seed
+    assert train_detector.__kwdefaults__["arch"] == p.detector_arch
+    assert _options("classify", {"epochs": 3, "imgsz": 32})["epochs"] == 3
+    with pytest.raises(TypeError, match="epoch"):
+        _options("detect", {"epoch": 3})  # type: ignore[typeddict-unknown-key]
 
 
 def test_resolve_device() -> None:
@@ -73,7 +104,8 @@ def test_train_detector_and_classifier(trained: dict[str, Any]) -> None:
 
 def test_detector_arch_yolov8n_trains_and_is_a_yolov8n(tmp_path: Path) -> None:
     """train.detector_arch picks the yaml: a 1-epoch YOLOv8n on toy data has YOLOv8n's C2f blocks."""
-    from trainer.yolo.toydata import make_toy_detect_dataset
+    from toydata import make_toy_detect_dataset
+
     from trainer.yolo.train import train_detector
 
     det_yaml = make_toy_detect_dataset(tmp_path / "data")

@@ -29,7 +29,7 @@ sys.addaudithook(hook)
 
 from pathlib import Path
 data = Path(sys.argv[1])
-from trainer.yolo.toydata import make_toy_classify_dataset, make_toy_detect_dataset
+from toydata import make_toy_classify_dataset, make_toy_detect_dataset
 from trainer.yolo.train import train_classifier, train_detector
 from export.calibration import select_calibration_images
 from export.onnx_export import export_onnx
@@ -61,7 +61,9 @@ def test_train_and_export_make_no_network_attempts(tmp_path: Path) -> None:
     for d in (home, cwd, data):
         d.mkdir()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("YOLO_", "CCTVKIT_", "XDG_"))}
-    env.update(HOME=str(home), PYTHONPATH=str(ROOT), MPLCONFIGDIR=str(tmp_path / "mpl"))
+    # tests/ for the toy data set (tests/toydata.py), after the checkout so the real packages win
+    env.update(HOME=str(home), PYTHONPATH=os.pathsep.join([str(ROOT), str(ROOT / "tests")]),
+               MPLCONFIGDIR=str(tmp_path / "mpl"))
     proc = subprocess.run(
         [sys.executable, "-c", SCRIPT, str(data)],
         cwd=cwd,

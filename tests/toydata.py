@@ -1,7 +1,8 @@
 """A tiny synthetic person data set (dark upright bars on textured noise) for smoke tests and self-checks.
 
-Training on it takes seconds and needs no files from anywhere, so tests and the offline check can run
-the real Ultralytics train/export path end to end. The numbers it gives mean nothing.
+Test-only (the package does not ship it). Training on it takes seconds and needs no files from anywhere,
+so tests, the zero-network check among them, can run the real Ultralytics train/export path end to end.
+The numbers it gives mean nothing.
 """
 
 from __future__ import annotations
@@ -98,24 +99,8 @@ def toy_models(root: Path, det_imgsz: int = 64, cls_imgsz: int = 32) -> dict[str
     if not paths["detect_yaml"].is_file():
         make_toy_detect_dataset(root / "data" / "detect")
         make_toy_classify_dataset(paths["classify_root"])
-    if not paths["detector"].is_file():
-        train_detector(
-            paths["detect_yaml"],
-            root / "models",
-            epochs=1,
-            imgsz=det_imgsz,
-            batch=8,
-            workers=0,
-            progress=False,
-        )
-    if not paths["classifier"].is_file():
-        train_classifier(
-            paths["classify_root"],
-            root / "models",
-            epochs=1,
-            imgsz=cls_imgsz,
-            batch=8,
-            workers=0,
-            progress=False,
-        )
+    for model, train, data, imgsz in (("detector", train_detector, paths["detect_yaml"], det_imgsz),
+                                      ("classifier", train_classifier, paths["classify_root"], cls_imgsz)):
+        if not paths[model].is_file():
+            train(data, root / "models", epochs=1, imgsz=imgsz, batch=8, workers=0, progress=False)
     return paths
