@@ -30,22 +30,23 @@ HUMAN_SEG = VTEST.parents[1] / "human-seg"
 
 
 def load_people(limit: int) -> list[tuple[np.ndarray, np.ndarray]]:
-    """(BGR crop, float alpha) of each photographed person, cropped to the mask."""
+    """(BGR crop, float alpha) of each photographed person, cropped to the mask (the person generator's
+    own reader of image + mask pairs, so masks of another size are conformed the same way)."""
+    from trainer.diffusion.data import find_items, read_item
+
+    if not (HUMAN_SEG / "images").is_dir():
+        sys.exit(f"no person cutouts in {HUMAN_SEG}: this benchmark needs ../shared/data")
     people = []
-    for image_path in sorted((HUMAN_SEG / "images").glob("*.jpg"))[:limit]:
-        mask_path = HUMAN_SEG / "masks" / (image_path.stem + ".png")
-        image, mask = cv2.imread(str(image_path)), cv2.imread(str(mask_path), cv2.IMREAD_GRAYSCALE)
-        if image is None or mask is None:
-            continue
-        mask = cv2.resize(mask, (image.shape[1], image.shape[0]), interpolation=cv2.INTER_NEAREST)
-        ys, xs = np.nonzero(mask > 127)
+    for item in sorted(find_items(HUMAN_SEG), key=lambda it: str(it.image))[:limit]:
+        rgb, mask = read_item(item)
+        ys, xs = np.nonzero(mask)
         if len(ys) < 500:
             continue
         y0, y1, x0, x1 = ys.min(), ys.max() + 1, xs.min(), xs.max() + 1
         if (y1 - y0) < 1.5 * (x1 - x0):  # a portrait or a group, not a standing person
             continue
-        alpha = cv2.GaussianBlur((mask[y0:y1, x0:x1] > 127).astype(np.float32), (0, 0), 1.0)
-        people.append((image[y0:y1, x0:x1], alpha))
+        alpha = cv2.GaussianBlur((mask[y0:y1, x0:x1] > 0).astype(np.float32), (0, 0), 1.0)
+        people.append((cv2.cvtColor(rgb[y0:y1, x0:x1], cv2.COLOR_RGB2BGR), alpha))
     if not people:
         sys.exit(f"no person cutouts in {HUMAN_SEG}: this benchmark needs ../shared/data")
     return people

@@ -159,11 +159,11 @@ def build_plate(video: str | Path, indices: list[int], progress: bool = True, me
 
 
 def _partner(i: int, indices: list[int], gap: int) -> int:
-    """The frame a moment after i, or before it at the end of the set (never outside the set's span: a
-    one-frame set has no partner)."""
-    if len(indices) < 2:
-        return i
-    return i + gap if i + gap <= indices[-1] or i - gap < indices[0] else i - gap
+    """The frame a moment after i, or before it at the end of the set; never outside the set's span (a
+    frame there may belong to the next segment's set), so a set shorter than the gap has no partners."""
+    if i + gap <= indices[-1]:
+        return i + gap
+    return i - gap if i - gap >= indices[0] else i
 
 
 def build_plates(video: str | Path, index_sets: list[list[int]], progress: bool = True,
