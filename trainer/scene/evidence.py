@@ -147,7 +147,8 @@ def judge(checks: list[Check]) -> dict[str, Any]:
 def weak_message(doc: dict[str, Any], teacher: bool) -> tuple[str, str]:
     """(what is missing, the fix) for the one-line error."""
     why = "; ".join(f"{c['name']} {c['value']} (needs {c['limit']})" for c in doc["checks"] if c["ok"] is False)
-    fix = ("pass a teacher model (--teacher, e.g. a COCO YOLO .tflite) to label this scene, or a longer video "
+    fix = ("pass a teacher model (--teacher, e.g. a COCO YOLO .tflite) to label this scene, set scene.plate: clean "
+           "(moving pixels left out of the plate), or a longer video "
            "with quieter stretches so the plate can clear; --accept-weak-scene goes on and marks the run "
            "low-confidence") if not teacher else (
            "the teacher labels the frames, but the composed images rest on this scene model: pass a longer "
