@@ -110,6 +110,41 @@ class ImportOut(DataSetOut):
     holdout = Output("holdout", "folder", required=False)  # the test split with the user's labels
 
 
+class GeneratorOut:
+    """generator/ (`trainer persons train --run`): the mask-conditioned person generator trained on this
+    scene's cutouts (trainer/diffusion). Its folder is the diffusion trainer's run folder."""
+
+    checkpoint = Output("last.pt", "file")
+    loss_csv = Output("loss.csv", "file", required=False)
+    loss_png = Output("loss.png", "file", required=False)
+    samples = Output("samples", "folder", required=False)
+    generator_json = Output("generator.json", "file")  # what it was trained on, at what size, for how long
+
+
+class PersonsOut:
+    """persons/ (`trainer persons sample --run`): generated RGBA person cutouts that passed the quality gate.
+
+    persons.json (version 1) is the one index compose reads:
+      {"version": 1,
+       "cutouts": [{"file": "cutouts/00001.png",   # relative to persons/, RGBA, cropped to the person
+                    "frame": 412,                  # source frame of the scene silhouette it was conditioned on
+                    "silhouette": "cutouts/000123.png",  # that scene cutout (relative to scene/)
+                    "flipped": false,
+                    "foot": [x, y],                # foot point inside the crop
+                    "height_px": 87.0,             # the person's height in the crop
+                    "gate_conf": 0.71}],           # the gate detector's confidence where it was pasted
+       "rejected": [...same fields...],
+       "gate": {"by": "detector" | "teacher" | "hog", "model": "path or null", "conf": 0.3,
+                "sampled": N, "kept": K, "rejected_share": 0.2},
+       "generator": {"checkpoint": "...", "sha256": "...", "size": [w, h], "sampler": "ddim", "steps": 25}}
+    """
+
+    cutouts = Output("cutouts", "folder")  # the kept cutouts only
+    rejected = Output("rejected", "folder", required=False)  # what the gate refused, for the contact sheet
+    persons_json = Output("persons.json", "file")
+    contact_sheet = Output("contact_sheet.png", "file")  # kept and rejected, side by side
+
+
 class TrainOut:
     detector = Output("detector.pt", "file")
     classifier = Output("classifier.pt", "file")
@@ -128,10 +163,12 @@ def _all(namespace: type) -> tuple[Output, ...]:
 SCENE = Stage("scene", _all(SceneOut))
 COMPOSE = Stage("compose", _all(ComposeOut))
 IMPORT = Stage("import", _all(ImportOut))
+GENERATOR = Stage("generator", _all(GeneratorOut), closed=False)  # periodic checkpoints come and go
+PERSONS = Stage("persons", _all(PersonsOut))
 TRAIN = Stage("train", _all(TrainOut), closed=False)  # Ultralytics may leave files it was not asked for
 EXPORT = Stage("export", open=True)  # one output per model file (export/stage.py names them)
 BENCH = Stage("bench", open=True)  # the report files of bench/report.py
-STAGES = {s.name: s for s in (SCENE, COMPOSE, IMPORT, TRAIN, EXPORT, BENCH)}
+STAGES = {s.name: s for s in (SCENE, GENERATOR, PERSONS, COMPOSE, IMPORT, TRAIN, EXPORT, BENCH)}
 
 # What compose reads of the scene folder (not the holdout, the frame keys or the overview).
 COMPOSE_READS = (SceneOut.plate, SceneOut.walkable, SceneOut.perspective, SceneOut.cutouts, SceneOut.cutouts_json,
@@ -140,8 +177,10 @@ COMPOSE_READS = (SceneOut.plate, SceneOut.walkable, SceneOut.perspective, SceneO
 
 # A run goes one of these ways; bench scores on the scene's holdout, so an imported run ends at export
 # (`bench run --labels` scores it on its test split).
+# The generated persons are optional: the third route only says what they build on and what they make stale.
 PIPELINES: tuple[tuple[str, ...], ...] = (("scene", "compose", "train", "export", "bench"),
-                                          ("import", "train", "export"))
+                                          ("import", "train", "export"),
+                                          ("scene", "generator", "persons", "compose", "train", "export", "bench"))
 MODELS_STAGE = "export"  # the manifest's "models" are this stage's files
 DATASET_STAGES = ("compose", "import")
 
