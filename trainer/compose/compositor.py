@@ -220,7 +220,7 @@ def _source_pools(params: ComposeParams, split: SplitResult, n_real: int, where:
 
 def _by_source(records: list[dict[str, Any]]) -> dict[str, dict[str, int]]:
     """Labelled persons of the composed images per split and source."""
-    counts = {s: dict.fromkeys(PERSON_SOURCES, 0) for s in SPLITS}
+    counts: dict[str, dict[str, int]] = {s: dict.fromkeys(PERSON_SOURCES, 0) for s in SPLITS}
     for r in records:
         for person in r.get("persons", []):
             if person.get("labelled"):

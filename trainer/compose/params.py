@@ -14,7 +14,8 @@ def _ordered(name: str, pair: tuple[float, float]) -> None:
         raise ValueError(f"{name} must be (low, high), got {pair}")
 
 
-PERSON_SOURCES = ("real", "generated")
+PersonSource = Literal["real", "generated"]
+PERSON_SOURCES: tuple[PersonSource, ...] = ("real", "generated")
 
 
 class JitterParams(Strict):
@@ -90,7 +91,7 @@ class ComposeParams(Strict):
     jitter: JitterParams = Field(default_factory=lambda: JitterParams.model_validate({}))
     # Where pasted persons come from: the scene's own cutouts ("real") and the persons stage's generated
     # ones ("generated"), drawn per person in these shares (normalised). {real: 1.0} composes as before.
-    persons: dict[Literal["real", "generated"], float] = Field(default_factory=lambda: {"real": 1.0})
+    persons: dict[PersonSource, float] = Field(default_factory=lambda: dict.fromkeys(PERSON_SOURCES[:1], 1.0))
     # merged: every person is class 0. split: generated persons are class 1 (person_synthetic), for
     # analysing what the detector learns from each; a model trained so still decodes both as person.
     label_classes: Literal["merged", "split"] = "merged"
@@ -103,7 +104,7 @@ class ComposeParams(Strict):
                              f"got {v}")
         return v
 
-    def person_shares(self) -> dict[str, float]:
+    def person_shares(self) -> dict[PersonSource, float]:
         """The non-zero shares of the person sources, normalised to sum 1, in a fixed order."""
         total = sum(self.persons.values())
         return {s: self.persons[s] / total for s in PERSON_SOURCES if self.persons.get(s, 0) > 0}
