@@ -60,6 +60,18 @@ class QuantParams:
     zero_point: int
 
 
+# Class names that are a person to the device. "person_synthetic" is the generated persons' class of a detector
+# trained on compose.label_classes: split labels (for analysis); deployed and scored, it is a person too.
+PERSON_CLASS_NAMES = ("person", "person_synthetic")
+
+
+def person_class_ids(names: list[str]) -> list[int]:
+    """The ids of every person class of a model with these class names, when it has more than one (a
+    two-class person detector); [] otherwise, the spec's single person_class then being the person."""
+    ids = [i for i, n in enumerate(names) if n.lower() in PERSON_CLASS_NAMES]
+    return ids if len(ids) > 1 else []
+
+
 @dataclass(frozen=True)
 class ModelSpec:
     """Everything the device needs to run a model file; written into the run manifest by export.
@@ -86,10 +98,19 @@ class ModelSpec:
     sha256: str = ""
     extra_files: list[str] = field(default_factory=list)  # e.g. the ncnn .bin beside its .param
     notes: dict[str, Any] = field(default_factory=dict)
+    # Every class that is a person (person_class among them) when there are several: decoding merges them
+    # into person_class, so everything downstream sees one person class. Empty: person_class alone.
+    person_classes: list[int] = field(default_factory=list)
+
+    @property
+    def person_ids(self) -> list[int]:
+        return sorted(self.person_classes) if self.person_classes else [self.person_class]
 
     def to_json(self) -> dict[str, Any]:
         d = asdict(self)
         d["imgsz"] = list(self.imgsz)
+        if not self.person_classes:  # single-person-class specs are written as they always were
+            del d["person_classes"]
         return d
 
     @classmethod

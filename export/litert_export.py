@@ -37,7 +37,7 @@ from typing import Any
 import numpy as np
 
 from edge.errors import CctvkitError
-from edge.types import ModelSpec
+from edge.types import ModelSpec, person_class_ids
 from export.calibration import MIN_IMAGES, ImageCalibrationReader
 from export.formats.litert import EXTRA_FIX, TOOLCHAIN, unsupported_host
 from export.litert_quant import (
@@ -304,6 +304,7 @@ def export_litert(
             imgsz=(h, w),
             class_names=class_names,
             person_class=class_names.index("person"),
+            person_classes=person_class_ids(class_names),
             decoding="yolov8" if task == "detect" else "probs",
             notes={
                 "exporter": "ultralytics format=litert (litert-torch), NHWC input",

@@ -25,7 +25,7 @@ import numpy as np
 from edge.atomic import sha256_file
 from edge.backends.ncnn import parse_param_blobs
 from edge.errors import CctvkitError
-from edge.types import ModelSpec
+from edge.types import ModelSpec, person_class_ids
 from export.onnx_export import check_person_model, expected_output_shape
 
 PNNX_TIMEOUT_S = 900  # yolo11n takes ~2 s; a hung pnnx must not hang the export stage
@@ -191,6 +191,7 @@ def export_ncnn(
             imgsz=(h, w),
             class_names=class_names,
             person_class=class_names.index("person"),
+            person_classes=person_class_ids(class_names),
             layout="NCHW",
             input_dtype="float32",
             boxes_normalized=False,

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from edge.atomic import sha256_file
 from edge.errors import CctvkitError
-from edge.types import ModelSpec
+from edge.types import ModelSpec, person_class_ids
 
 OPSET = 17  # ONNX Runtime >= 1.14 (the Pi's pip wheels) runs it; quantisation tooling supports it fully
 TASKS = ("detect", "classify")
@@ -135,6 +135,7 @@ def export_onnx(
             imgsz=(h, w),
             class_names=class_names,
             person_class=class_names.index("person"),
+            person_classes=person_class_ids(class_names),
             layout="NCHW",
             input_dtype="float32",
             boxes_normalized=False,

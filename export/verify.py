@@ -27,7 +27,7 @@ from edge.errors import CctvkitError
 from edge.eval import EVAL_CONF, LabelledSet, classifier_accuracy, detector_accuracy, model_accuracy
 from edge.manifest import Manifest
 from edge.sampling import spread
-from edge.types import Detections, ModelSpec
+from edge.types import Detections, ModelSpec, person_class_ids
 
 if TYPE_CHECKING:
     from export.params import ExportParams
@@ -172,14 +172,15 @@ def _pytorch_row(
     yolo = load_model(spec.task, pt)
     names = [str(yolo.names[k]) for k in sorted(yolo.names)]
     person = names.index("person")
+    persons = person_class_ids(names) or [person]  # a two-class person model: both, one class to NMS
     h, w = spec.imgsz
     imgsz = [h, w] if spec.task == "detect" else (h if h == w else [h, w])
     if spec.task == "detect":
 
         def predict_at(f: np.ndarray, threshold: float) -> Detections:
             r = yolo.predict(
-                f, imgsz=imgsz, conf=threshold, iou=iou, classes=[person], max_det=300, device="cpu",
-                verbose=False,
+                f, imgsz=imgsz, conf=threshold, iou=iou, classes=persons, agnostic_nms=len(persons) > 1,
+                max_det=300, device="cpu", verbose=False,
             )[0]
             b = r.boxes
             return _to_person(Detections(b.xyxy.cpu().numpy(), b.conf.cpu().numpy(), b.cls.cpu().numpy()))

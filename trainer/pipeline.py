@@ -20,7 +20,17 @@ from typing import Any
 from edge.atomic import atomic_write_text
 from edge.errors import CctvkitError
 from edge.manifest import Manifest
-from edge.stages import COMPOSE, COMPOSE_READS, SCENE, DataSetOut, SceneOut, TrainOut, dataset_stage
+from edge.stages import (
+    COMPOSE,
+    COMPOSE_READS,
+    PERSONS,
+    SCENE,
+    DataSetOut,
+    PersonsOut,
+    SceneOut,
+    TrainOut,
+    dataset_stage,
+)
 from trainer.config import EvalParams, PipelineConfig
 from trainer.relabel.teacher import TeacherFile
 
@@ -77,15 +87,23 @@ def write_frame_keys(video: Path, summary: dict[str, Any], path: Path) -> None:
 
 
 def run_compose(manifest: Manifest, cfg: PipelineConfig, progress: bool = True) -> dict[str, Any]:
-    from trainer.compose.compositor import compose_dataset
+    from trainer.compose.compositor import MISSING_PERSONS_FIX, compose_dataset
 
     recorded = manifest.stage(SCENE.name)["outputs"]
     inputs = {o.name: manifest.output(SCENE.name, o.name) for o in COMPOSE_READS
               if not o.old_runs_lack or o.name in recorded}
     scene_dir = inputs[SceneOut.plate.name].parent  # compose reads the folder these files share
+    persons_dir = None
+    if "generated" in cfg.compose.person_shares():  # the persons stage is read only when asked for
+        if PERSONS.name not in manifest.data["stages"]:
+            raise CctvkitError("compose.persons asks for generated persons but the run has no persons stage",
+                               manifest.path, MISSING_PERSONS_FIX)
+        inputs[PersonsOut.persons_json.name] = manifest.output(PERSONS.name, PersonsOut.persons_json.name)
+        inputs["persons_cutouts"] = manifest.output(PERSONS.name, PersonsOut.cutouts.name)
+        persons_dir = inputs[PersonsOut.persons_json.name].parent
 
     def body(out: Path) -> dict[str, Any]:
-        summary = compose_dataset(scene_dir, out, cfg.compose, progress=progress)
+        summary = compose_dataset(scene_dir, out, cfg.compose, progress=progress, persons_dir=persons_dir)
         return {"params": cfg.compose.model_dump(), "inputs": inputs, "outputs": COMPOSE.collect(out),
                 "summary": summary}
 

@@ -17,7 +17,7 @@ import yaml
 
 from edge.atomic import sha256_file
 from edge.errors import CctvkitError
-from edge.types import DType, Layout, ModelSpec, Task
+from edge.types import DType, Layout, ModelSpec, Task, person_class_ids
 
 _DTYPES: tuple[DType, ...] = ("float32", "float16", "uint8", "int8")
 
@@ -144,6 +144,7 @@ def spec_from_tflite(
         imgsz=imgsz,
         class_names=names,
         person_class=_person_class(names),
+        person_classes=person_class_ids(names),
         layout=layout,
         input_dtype=dtype,  # type: ignore[arg-type]  # checked against _DTYPES above
         input_quant=quant_of(ins[0]),
@@ -210,6 +211,7 @@ def spec_from_onnx(path: str | Path) -> ModelSpec:
         imgsz=imgsz,
         class_names=names,
         person_class=_person_class(names),
+        person_classes=person_class_ids(names),
         layout=layout,
         input_dtype=dtype,  # type: ignore[arg-type]  # one of the mapped literals
         decoding="yolov8" if task == "detect" else "probs",

@@ -82,6 +82,11 @@ def decode_yolov8(
     cls_idx = np.arange(nc) if classes is None else np.asarray(sorted(set(classes)), np.int64)
     if cls_idx.size and (cls_idx.min() < 0 or cls_idx.max() >= nc):
         raise CctvkitError(f"class ids {list(cls_idx)} outside 0..{nc - 1}", spec.path, "check --classes")
+    # A model with several person classes (person, person_synthetic): asking for the person asks for all of
+    # them, and each anchor's best person class is reported as person_class, so NMS treats them as one.
+    merge = np.asarray(spec.person_ids, np.int64) if len(spec.person_ids) > 1 else None
+    if merge is not None and spec.person_class in cls_idx:
+        cls_idx = np.union1d(cls_idx, merge)
     if cls_idx.size == 0:
         return Detections.empty()
     all_classes = cls_idx.size == nc
@@ -113,6 +118,8 @@ def decode_yolov8(
         boxes = dequantize(y[cand, :4].T, q)
         which = scores[cand].argmax(axis=1) if scores.shape[1] > 1 else np.zeros(cand.size, np.int64)
     class_ids = cls_idx[which]
+    if merge is not None:
+        class_ids = np.where(np.isin(class_ids, merge), spec.person_class, class_ids)
 
     cx, cy, w, h = boxes
     if spec.boxes_normalized:

@@ -199,3 +199,22 @@ def test_classifier_refuses_a_detector(tmp_path, const_onnx, make_spec):
     path = const_onnx(tmp_path / "m.onnx", head(), IMGSZ)
     with pytest.raises(CctvkitError, match="detect model"):
         Classifier(make_spec(path, NC, IMGSZ), path)
+
+
+def test_two_person_classes_decode_as_one_person():
+    """A detector trained on compose.label_classes: split (person, person_synthetic): box A seen as class 0
+    by anchor 0 and as class 1 by anchor 2 is one person, reported as person_class, while a model whose
+    classes are not both persons keeps class-aware NMS (the head() test above)."""
+    names = ["person", "person_synthetic", "car"]
+    spec = ModelSpec("detect", "onnx", "fp32", "x.onnx", IMGSZ, names, person_classes=[0, 1])
+    assert spec.person_ids == [0, 1] and spec.to_json()["person_classes"] == [0, 1]
+    lb = Letterbox(0.4, 0, 8, 120, 160)
+    for classes in ([0], None):  # asking for the person asks for every person class
+        dets = decode_yolov8([head()], spec, lb, conf=0.25, iou=0.45, classes=classes)
+        person = dets.class_ids == 0
+        assert person.sum() == 1 and set(dets.class_ids.tolist()) <= {0, 2}
+        assert dets.scores[person][0] == pytest.approx(0.9)
+    assert len(decode_yolov8([head()], spec, lb, conf=0.25, classes=[2])) == 1  # the car alone
+    single = ModelSpec("detect", "onnx", "fp32", "x.onnx", IMGSZ, names)
+    assert single.person_ids == [0] and "person_classes" not in single.to_json()  # manifests as before
+    assert (decode_yolov8([head()], single, lb, conf=0.25).class_ids == 1).sum() == 1

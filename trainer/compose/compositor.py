@@ -13,7 +13,6 @@ import json
 import shutil
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -36,43 +35,23 @@ from trainer.compose.harmonize import (
     harmonize,
     sample_jitter,
 )
+from trainer.compose.jobs import CLS_JPEG_QUALITY, SPLITS, Job, balance_classes, encode, plan_jobs
 from trainer.compose.labels import Layer, big_enough, select_visible, visibility
-from trainer.compose.params import ComposeParams
+from trainer.compose.params import PERSON_SOURCES, ComposeParams
+from trainer.compose.persons import load_generated
 from trainer.compose.placement import FootSampler, plan_persons, render_cutout
 from trainer.compose.preview import contact_sheet
-from trainer.compose.scene import RealFrame, Scene, load_scene
-from trainer.compose.split import split_by_time
+from trainer.compose.scene import Cutout, RealFrame, Scene, load_scene
+from trainer.compose.split import SplitResult, split_by_time
 from trainer.scene.distractors import paste
 
-SPLITS = ("train", "val")
-SPLIT_CODE = {"train": 1, "val": 2}
 PREVIEW_N = 12
 PLAN_ATTEMPTS = 3  # a composed image whose every person got rejected is re-planned this many times
-CLS_JPEG_QUALITY = 95
-EXTRA_NEGATIVE_BASE = 1_000_000  # index offset of classifier-only negatives: their seeds never meet images'
-PLATE_STREAM = 0x91A7E  # the plate choice draws from its own generator: one plate gives the same images as ever
-DISTRACTOR_STREAM = 0xD157  # so does the hard-negative choice: a scene without distractors composes as before
+CLASS_NAMES = {"merged": ["person"], "split": ["person", "person_synthetic"]}
+MISSING_PERSONS_FIX = "run `trainer persons sample --run RUN` first, or set compose.persons: {real: 1.0}"
 
-
-@dataclass(frozen=True)
-class Job:
-    split: str
-    index: int  # within the split: names the files and seeds the image's generator
-    source: str  # "composed" | "negative" | "real"
-    real: RealFrame | None = None
-
-    @property
-    def name(self) -> str:
-        return f"{self.index:05d}_{self.source}"
-
-    def rng(self, seed: int) -> np.random.Generator:
-        return np.random.default_rng([seed, SPLIT_CODE[self.split], self.index])
-
-    def plate_rng(self, seed: int) -> np.random.Generator:
-        return np.random.default_rng([seed, SPLIT_CODE[self.split], self.index, PLATE_STREAM])
-
-    def distractor_rng(self, seed: int) -> np.random.Generator:
-        return np.random.default_rng([seed, SPLIT_CODE[self.split], self.index, DISTRACTOR_STREAM])
+# One source's cutout indices in a split, with its share of the persons pasted there.
+SourcePools = tuple[list[np.ndarray], list[float]]
 
 
 @contextlib.contextmanager
@@ -86,29 +65,13 @@ def _progress(total: int, enabled: bool) -> Iterator[Callable[[], None]]:
         yield lambda: bar.advance(task)
 
 
-def _plan_jobs(params: ComposeParams, real_pools: dict[str, list[RealFrame]]) -> list[Job]:
-    n_val = min(max(1, round(params.n_images * params.val_fraction)), params.n_images - 1)
-    jobs: list[Job] = []
-    for split, n in (("train", params.n_images - n_val), ("val", n_val)):
-        n_neg = round(n * params.negative_fraction)
-        pool = real_pools[split]
-        n_real = min(round(n * params.real_fraction), len(pool))
-        n_comp = n - n_neg - n_real
-        if n_comp < 1:  # tiny sets: a split without a single composite teaches nothing about persons
-            n_neg, n_comp = max(0, n_neg - 1), n_comp + 1
-        rng = np.random.default_rng([params.seed, SPLIT_CODE[split], 0x4EA1])
-        picked = sorted(rng.choice(len(pool), n_real, replace=False).tolist()) if n_real else []
-        sources = ["composed"] * n_comp + ["negative"] * n_neg
-        jobs += [Job(split, i, s) for i, s in enumerate(sources)]
-        jobs += [Job(split, len(sources) + k, "real", pool[i]) for k, i in enumerate(picked)]
-    return jobs
-
-
 class _Composer:
     """Holds what every image needs (scene, plate statistics, noise) and makes one image per call."""
 
-    def __init__(self, scene: Scene, params: ComposeParams, blend: BlendFn, pools: dict[str, np.ndarray]):
-        self.scene, self.p, self.blend, self.pools = scene, params, blend, pools
+    def __init__(self, scene: Scene, params: ComposeParams, blend: BlendFn, cutouts: list[Cutout],
+                 pools: dict[str, SourcePools]):
+        self.scene, self.p, self.blend, self.cutouts, self.pools = scene, params, blend, cutouts, pools
+        self.class_of = {"real": 0, "generated": 1 if params.label_classes == "split" else 0}
         self.sampler = FootSampler(
             scene.walkable, scene.perspective, params.min_person_px, str(scene.root / SceneOut.walkable.name)
         )
@@ -136,7 +99,7 @@ class _Composer:
         d = self.scene.distractors[int(rng.integers(len(self.scene.distractors)))]
         return paste(img, d), {"distractor": d["file"]}
 
-    def _place(self, rng: np.random.Generator, pool: np.ndarray) -> tuple[list, list[bool], list]:
+    def _place(self, rng: np.random.Generator, pools: SourcePools) -> tuple[list, list[bool], list]:
         p, sc = self.p, self.scene
         for _ in range(PLAN_ATTEMPTS):
             n = int(rng.integers(p.persons_per_image[0], p.persons_per_image[1] + 1))
@@ -144,15 +107,16 @@ class _Composer:
                 rng,
                 self.sampler,
                 sc.perspective,
-                sc.cutouts,
-                pool,
+                self.cutouts,
+                pools[0],
                 n,
                 p.scale_jitter,
                 p.flip_prob,
                 p.iou_limit,
                 p.max_upscale,
+                pools[1],
             )
-            rendered = [render_cutout(sc.cutouts[q.cutout], q) for q in plan]
+            rendered = [render_cutout(self.cutouts[q.cutout], q) for q in plan]
             layers = [Layer(xy[0], xy[1], rgba[:, :, 3] * np.float32(1 / 255)) for rgba, xy in rendered]
             pre = visibility(layers, self.w, self.h)
             keep = select_visible(pre, p.min_visible_fraction, p.min_box_px)
@@ -160,8 +124,9 @@ class _Composer:
                 break
         return plan, keep, rendered
 
-    def composed(self, job: Job) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
-        p, sc = self.p, self.scene
+    def composed(self, job: Job) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
+        """(image, label boxes xyxy, their class ids, record)."""
+        p = self.p
         rng = job.rng(p.seed)
         plan, keep, rendered = self._place(rng, self.pools[job.split])
         k, plate, plate_rec = self._plate(job)
@@ -169,8 +134,9 @@ class _Composer:
         layers: list[Layer] = []
         persons: list[dict[str, Any]] = []
         for q, kept, (rgba, xy) in zip(plan, keep, rendered, strict=True):
-            cut = sc.cutouts[q.cutout]
+            cut = self.cutouts[q.cutout]
             rec: dict[str, Any] = {
+                "source": cut.source,
                 "cutout": cut.file,
                 "foot": list(q.foot),
                 "target_height": round(q.target_height, 2),
@@ -189,7 +155,7 @@ class _Composer:
             rec["_layer"] = len(layers)
             layers.append(Layer(xy[0], xy[1], alpha))
         post = visibility(layers, self.w, self.h)
-        boxes = []
+        boxes, classes = [], []
         for rec in persons:
             if "_layer" not in rec:
                 continue
@@ -200,10 +166,12 @@ class _Composer:
             )
             if ok:
                 boxes.append(v.box)
+                classes.append(self.class_of[rec["source"]])
         jitter = sample_jitter(rng, p.jitter)
         img = apply_jitter(img, jitter, self.noise)
         xyxy = np.asarray(boxes, np.float32).reshape(-1, 4)
-        return img, xyxy, {**plate_rec, **distractor, "jitter": jitter, "persons": persons}
+        cls = np.asarray(classes, np.int64)
+        return img, xyxy, cls, {**plate_rec, **distractor, "jitter": jitter, "persons": persons}
 
     def negative(self, job: Job) -> tuple[np.ndarray, dict[str, Any]]:
         """An empty-scene image: a segment's plate (drawn by segment length, as for composites), jittered."""
@@ -211,13 +179,6 @@ class _Composer:
         _, plate, plate_rec = self._plate(job)
         img, distractor = self._distract(job, plate)
         return apply_jitter(img, jitter, self.noise), {**plate_rec, **distractor, "jitter": jitter}
-
-
-def _encode(img: np.ndarray, quality: int, path: Path) -> None:
-    ok, buf = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, int(quality)])
-    if not ok:
-        raise CctvkitError("cannot encode JPEG", path)
-    path.write_bytes(buf.tobytes())
 
 
 def _real_labels(frame: RealFrame, w: int, h: int) -> np.ndarray:
@@ -235,10 +196,43 @@ def _make_dirs(out: Path) -> None:
             (out / "classify" / split / cls).mkdir(parents=True)
 
 
+def _source_pools(params: ComposeParams, split: SplitResult, n_real: int, where: Path) -> dict[str, SourcePools]:
+    """Per split, the cutout indices of each asked-for person source (generated ones follow the n_real real
+    ones) and its share. A source with nothing in a split's time blocks gives its share to the others."""
+    assigned = {"real": (0, split.cutouts), "generated": (n_real, split.generated)}
+    shares = params.person_shares()
+    out: dict[str, SourcePools] = {}
+    for s in SPLITS:
+        pools, weights = [], []
+        for src, share in shares.items():
+            offset, sides = assigned[src]
+            pool = np.array([offset + i for i, t in enumerate(sides) if t == s], np.int64)
+            if len(pool):
+                pools.append(pool)
+                weights.append(share)
+        if not pools:
+            raise CctvkitError(f"no {' or '.join(shares)} person falls in the {s} split's time blocks", where,
+                               "sample generated persons from more of the scene's silhouettes, or add real to "
+                               "compose.persons")
+        out[s] = (pools, [w / sum(weights) for w in weights])
+    return out
+
+
+def _by_source(records: list[dict[str, Any]]) -> dict[str, dict[str, int]]:
+    """Labelled persons of the composed images per split and source."""
+    counts: dict[str, dict[str, int]] = {s: dict.fromkeys(PERSON_SOURCES, 0) for s in SPLITS}
+    for r in records:
+        for person in r.get("persons", []):
+            if person.get("labelled"):
+                counts[r["split"]][person["source"]] += 1
+    return counts
+
+
 def compose_dataset(
-    scene_dir: Path, out_dir: Path, params: ComposeParams, progress: bool = True
+    scene_dir: Path, out_dir: Path, params: ComposeParams, progress: bool = True, persons_dir: Path | None = None
 ) -> dict[str, Any]:
     """Write detect/, classify/, compose.json and preview.png into out_dir (created by the caller, empty).
+    persons_dir: the persons stage's folder, read only when compose.persons asks for generated persons.
 
     Every input is read and checked before the first file is written, so bad input leaves out_dir empty.
     """
@@ -248,16 +242,25 @@ def compose_dataset(
     out = Path(out_dir)
     if out.exists() and any(out.iterdir()):
         raise CctvkitError("output folder is not empty", out, "compose into a new, empty folder")
+    generated: list[Cutout] = []
+    skipped_generated: list[str] = []
+    if "generated" in params.person_shares():
+        if persons_dir is None:
+            raise CctvkitError("compose.persons asks for generated persons but the run has no persons stage",
+                               fix=MISSING_PERSONS_FIX)
+        generated, skipped_generated = load_generated(persons_dir)
     split = split_by_time(
         [c.frame for c in scene.cutouts],
         [r.frame for r in scene.real],
         params.time_blocks,
         params.val_fraction,
+        [c.frame for c in generated],
     )
-    pools = {s: np.array([i for i, t in enumerate(split.cutouts) if t == s], np.int64) for s in SPLITS}
+    cutouts = scene.cutouts + generated
+    pools = _source_pools(params, split, len(scene.cutouts), Path(persons_dir or scene_dir))
     real_pools = {s: [r for r, t in zip(scene.real, split.real, strict=True) if t == s] for s in SPLITS}
-    composer = _Composer(scene, params, blend, pools)  # checks walkable x perspective before writing
-    jobs = _plan_jobs(params, real_pools)
+    composer = _Composer(scene, params, blend, cutouts, pools)  # checks walkable x perspective before writing
+    jobs = plan_jobs(params, real_pools)
     out.mkdir(parents=True, exist_ok=True)
     _make_dirs(out)
     w, h = scene.size
@@ -277,6 +280,7 @@ def compose_dataset(
                 "split": job.split,
                 "source": job.source,
             }
+            classes = None
             if job.source == "real":
                 assert job.real is not None
                 xyxy = _real_labels(job.real, w, h)
@@ -290,44 +294,53 @@ def compose_dataset(
             elif job.source == "negative":
                 img, info = composer.negative(job)
                 xyxy = np.zeros((0, 4), np.float32)
-                _encode(img, info["jitter"]["jpeg_quality"], img_path)
+                encode(img, info["jitter"]["jpeg_quality"], img_path)
                 negatives_for_cls[job.split].append((squash(img, (params.cls_size, params.cls_size)), rec))
                 rec.update(info, classify=None)
             else:
-                img, xyxy, info = composer.composed(job)
-                _encode(img, info["jitter"]["jpeg_quality"], img_path)
+                img, xyxy, classes, info = composer.composed(job)
+                encode(img, info["jitter"]["jpeg_quality"], img_path)
                 rec.update(info, classify=None)
                 n_labelled += len(xyxy)
                 n_dropped += sum(1 for p in info["persons"] if not p.get("labelled"))
                 if len(xyxy):
                     cpath = cls_dir / job.split / "person" / f"{job.name}.jpg"
-                    _encode(squash(img, (params.cls_size, params.cls_size)), CLS_JPEG_QUALITY, cpath)
+                    encode(squash(img, (params.cls_size, params.cls_size)), CLS_JPEG_QUALITY, cpath)
                     rec["classify"] = cpath.relative_to(out).as_posix()
                     cls_counts[job.split]["person"] += 1
                 if job.split == "train" and len(previews) < PREVIEW_N:
                     previews.append((img, xyxy.tolist(), f"{job.name} ({len(xyxy)})"))
-            lbl_path.write_text(format_yolo_labels(np.zeros(len(xyxy), np.int64), xyxy, w, h))
+            if classes is None:
+                classes = np.zeros(len(xyxy), np.int64)  # real frames' persons (and no one) are class 0
+            lbl_path.write_text(format_yolo_labels(classes, xyxy, w, h))
             rec["label"] = lbl_path.relative_to(out).as_posix()
             records.append(rec)
             advance()
 
-    extras = _balance_classes(composer, params, cls_dir, out, negatives_for_cls, cls_counts)
+    extras = balance_classes(composer.negative, params, cls_dir, out, negatives_for_cls, cls_counts)
     cv2.imwrite(str(out / "preview.png"), contact_sheet(previews))
-    save_data_yaml(det / "data.yaml", ["person"], {"train": "images/train", "val": "images/val"})
-    split_info = {
+    save_data_yaml(det / "data.yaml", CLASS_NAMES[params.label_classes],
+                   {"train": "images/train", "val": "images/val"})
+    split_info: dict[str, Any] = {
         "method": split.method,
         "val_blocks": split.val_blocks,
         "time_blocks": params.time_blocks,
-        "cutouts": {s: len(pools[s]) for s in SPLITS},
+        "cutouts": {s: sum(t == s for t in split.cutouts) for s in SPLITS},
         "cutouts_unused": sum(t is None for t in split.cutouts),
         "real_frames": {s: len(real_pools[s]) for s in SPLITS},
     }
+    if generated:
+        split_info["generated_cutouts"] = {s: sum(t == s for t in split.generated) for s in SPLITS}
+        split_info["generated_unused"] = sum(t is None for t in split.generated)
+    by_source = _by_source(records)
     doc = {
         "version": 1,
         "params": params.model_dump(mode="json"),
         "split": split_info,
         "skipped_cutouts": scene.skipped_cutouts,
+        "skipped_generated": skipped_generated,
         "plates": [{"file": p.file, "weight": p.weight} for p in scene.plates],
+        "persons_by_source": by_source,
         "images": records,
         "classify_extra_negatives": extras,
     }
@@ -347,6 +360,7 @@ def compose_dataset(
         "counts": counts,
         "persons_labelled": n_labelled,
         "persons_dropped": n_dropped,
+        "persons_by_source": by_source,
         "classify": cls_counts,
         "split": split_info,
         "blend": params.blend,
@@ -354,33 +368,3 @@ def compose_dataset(
         "seconds": round(seconds, 2),
         "images_per_s": round(len(jobs) / max(seconds, 1e-9), 1),
     }
-
-
-def _balance_classes(
-    composer: _Composer,
-    params: ComposeParams,
-    cls_dir: Path,
-    out: Path,
-    negatives: dict[str, list[tuple[np.ndarray, dict]]],
-    counts: dict[str, dict[str, int]],
-) -> list[dict[str, Any]]:
-    """no_person gets as many images as person in each split: the detection negatives first, then extra
-    jittered plates written for the classifier only (the plate is the only person-free material we have)."""
-    extras: list[dict[str, Any]] = []
-    for split in SPLITS:
-        want = counts[split]["person"]
-        for small, rec in negatives[split][:want]:
-            name = Path(rec["image"]).stem
-            path = cls_dir / split / "no_person" / f"{name}.jpg"
-            _encode(small, CLS_JPEG_QUALITY, path)
-            rec["classify"] = path.relative_to(out).as_posix()
-        for k in range(max(0, want - len(negatives[split]))):
-            job = Job(split, EXTRA_NEGATIVE_BASE + k, "negative")
-            img, info = composer.negative(job)
-            path = cls_dir / split / "no_person" / f"{job.name}.jpg"
-            _encode(squash(img, (params.cls_size, params.cls_size)), CLS_JPEG_QUALITY, path)
-            extras.append(
-                {"image": path.relative_to(out).as_posix(), "split": split, "source": "negative", **info}
-            )
-        counts[split]["no_person"] = min(want, len(negatives[split])) + max(0, want - len(negatives[split]))
-    return extras

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from pydantic import Field, model_validator
+from typing import Literal
+
+from pydantic import Field, field_validator, model_validator
 
 from edge.strict import Strict
 
@@ -10,6 +12,10 @@ from edge.strict import Strict
 def _ordered(name: str, pair: tuple[float, float]) -> None:
     if pair[0] > pair[1]:
         raise ValueError(f"{name} must be (low, high), got {pair}")
+
+
+PersonSource = Literal["real", "generated"]
+PERSON_SOURCES: tuple[PersonSource, ...] = ("real", "generated")
 
 
 class JitterParams(Strict):
@@ -83,6 +89,25 @@ class ComposeParams(Strict):
         10, ge=2, description="the video timeline is cut into this many blocks for the split"
     )
     jitter: JitterParams = Field(default_factory=lambda: JitterParams.model_validate({}))
+    # Where pasted persons come from: the scene's own cutouts ("real") and the persons stage's generated
+    # ones ("generated"), drawn per person in these shares (normalised). {real: 1.0} composes as before.
+    persons: dict[PersonSource, float] = Field(default_factory=lambda: dict.fromkeys(PERSON_SOURCES[:1], 1.0))
+    # merged: every person is class 0. split: generated persons are class 1 (person_synthetic), for
+    # analysing what the detector learns from each; a model trained so still decodes both as person.
+    label_classes: Literal["merged", "split"] = "merged"
+
+    @field_validator("persons")
+    @classmethod
+    def _shares(cls, v: dict[str, float]) -> dict[str, float]:
+        if any(s < 0 for s in v.values()) or sum(v.values()) <= 0:
+            raise ValueError(f"persons shares must be >= 0 with a sum > 0 (e.g. {{real: 0.5, generated: 0.5}}), "
+                             f"got {v}")
+        return v
+
+    def person_shares(self) -> dict[PersonSource, float]:
+        """The non-zero shares of the person sources, normalised to sum 1, in a fixed order."""
+        total = sum(self.persons.values())
+        return {s: self.persons[s] / total for s in PERSON_SOURCES if self.persons.get(s, 0) > 0}
 
     @model_validator(mode="after")
     def _check(self) -> ComposeParams:

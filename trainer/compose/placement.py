@@ -124,19 +124,24 @@ def plan_persons(
     sampler: FootSampler,
     perspective: Perspective,
     cutouts: Sequence[Cutout],
-    pool: np.ndarray,
+    pools: Sequence[np.ndarray],
     n: int,
     scale_jitter: tuple[float, float],
     flip_prob: float,
     iou_limit: float,
     max_upscale: float,
+    shares: Sequence[float] = (1.0,),
 ) -> list[Placement]:
     """Up to n placements, sorted far-to-near (by foot row) so that pasting in order lets nearer persons
     occlude farther ones. Overlap beyond iou_limit is rejected; milder overlap is kept on purpose (partial
-    occlusion is common in real scenes and the labels account for it)."""
+    occlusion is common in real scenes and the labels account for it).
+
+    pools: the cutout indices of each person source (real, generated), drawn per person with `shares`
+    (summing to 1). One source draws no random number for it, so a real-only compose is what it always was."""
     heights = np.array([c.height_px for c in cutouts], np.float64)
     placed: list[Placement] = []
     for _ in range(n):
+        pool = pools[0] if len(pools) == 1 else pools[int(rng.choice(len(pools), p=np.asarray(shares)))]
         for _try in range(PLACE_TRIES):
             foot = sampler.sample(rng)
             target = float(perspective.height_at(foot[1])) * float(rng.uniform(*scale_jitter))

@@ -31,7 +31,10 @@ class Cutout:
     rgba: np.ndarray  # (h, w, 4) uint8, cropped to the person's box
     foot: tuple[float, float]  # foot point inside the crop (x, y)
     height_px: float  # the person's height in its source frame
-    box: tuple[float, float, float, float]  # where the crop sat in its source frame (the plate's coordinates)
+    # Where the crop sat in its source frame (the plate's coordinates); None for a generated person, which
+    # never stood on the plate: harmonize then matches its own statistics to the place it is pasted at.
+    box: tuple[float, float, float, float] | None
+    source: str = "real"  # "real" (the scene's cutouts) | "generated" (the persons stage)
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ boundary are left out, so one person walking across a boundary does not land on 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -23,6 +23,9 @@ class SplitResult:
     real: list[str | None]
     method: str  # "time" | "rank" | "index": which fallback was needed
     val_blocks: list[int]
+    # Generated persons, by the frame of the scene silhouette each was conditioned on: the same block rule
+    # as real cutouts, so a generated person never lands on the other side from the person it was drawn on.
+    generated: list[str | None] = field(default_factory=list)
 
 
 def val_blocks(n_blocks: int, val_fraction: float) -> list[int]:
@@ -49,8 +52,12 @@ def _both(splits: list[str | None]) -> bool:
 
 
 def split_by_time(
-    cutout_frames: Sequence[int], real_frames: Sequence[int], n_blocks: int, val_fraction: float
+    cutout_frames: Sequence[int], real_frames: Sequence[int], n_blocks: int, val_fraction: float,
+    generated_frames: Sequence[int] = (),
 ) -> SplitResult:
+    """The time range, blocks and fallbacks are found from the real cutouts and frames alone (generated
+    persons only inherit them), so adding generated persons never moves a real item to the other side."""
+    gen = np.asarray(generated_frames, np.float64)
     vals = val_blocks(n_blocks, val_fraction)
     vset = set(vals)
     cut = np.asarray(cutout_frames, np.float64)
@@ -64,7 +71,8 @@ def split_by_time(
     for guard in (GUARD_FRACTION, 0.0):
         c = _assign(pos_time(cut), n_blocks, vset, guard)
         if _both(c):
-            return SplitResult(c, _assign(pos_time(real), n_blocks, vset, guard), "time", vals)
+            return SplitResult(c, _assign(pos_time(real), n_blocks, vset, guard), "time", vals,
+                               _assign(pos_time(np.clip(gen, lo, hi - 1e-6)), n_blocks, vset, guard))
 
     # People came in bursts (all cutouts in a few blocks): cut by rank of the distinct cutout frames instead,
     # which still keeps each source frame, and runs of neighbouring frames, on one side.
@@ -77,14 +85,19 @@ def split_by_time(
 
         c = _assign(pos_rank(cut), n_blocks, vset, 0.0)
         if _both(c):
-            return SplitResult(c, _assign(pos_rank(real), n_blocks, vset, 0.0), "rank", vals)
+            return SplitResult(c, _assign(pos_rank(real), n_blocks, vset, 0.0), "rank", vals,
+                               _assign(pos_rank(gen), n_blocks, vset, 0.0))
         # Too few distinct frames for the blocks: the last frames go to val.
         n_val = min(max(1, round(len(uniq) * val_fraction)), len(uniq) - 1)
         first_val = uniq[len(uniq) - n_val]
         c = ["val" if f >= first_val else "train" for f in cut]
-        return SplitResult(c, ["val" if f >= first_val else "train" for f in real], "rank", vals)
+        return SplitResult(c, ["val" if f >= first_val else "train" for f in real], "rank", vals,
+                           ["val" if f >= first_val else "train" for f in gen])
 
     # Every cutout from one frame: they are still different people, so split them by index.
     n_val = min(max(1, round(len(cut) * val_fraction)), len(cut) - 1)
     c = ["val" if i >= len(cut) - n_val else "train" for i in range(len(cut))]
-    return SplitResult(c, ["train"] * len(real), "index", vals)
+    # Generated persons carry no more time information than their silhouettes: split them by index too.
+    n_gen_val = min(max(1, round(len(gen) * val_fraction)), len(gen) - 1) if len(gen) > 1 else 0
+    g: list[str | None] = ["val" if i >= len(gen) - n_gen_val else "train" for i in range(len(gen))]
+    return SplitResult(c, ["train"] * len(real), "index", vals, g)

@@ -12,6 +12,7 @@ import numpy as np
 from compose_scene_factory import BASE, H, W, make_scene
 
 import trainer.compose.compositor as compositor
+import trainer.compose.jobs as jobs
 import trainer.importer as importer
 from edge.detect.preprocess import prepare_classification
 from edge.types import ModelSpec
@@ -68,7 +69,7 @@ def test_compose_writes_what_the_device_sees(tmp_path, monkeypatch):
 
     writes: list[tuple[Path, np.ndarray]] = []
     monkeypatch.setattr(compositor._Composer, "negative", frame_as_negative)
-    monkeypatch.setattr(compositor, "_encode", _recorder(writes, compositor._encode, image_first=True))
+    monkeypatch.setattr(jobs, "encode", _recorder(writes, jobs.encode, image_first=True))  # no_person is written there
     scene = make_scene(tmp_path / "scene")
     compose_dataset(scene, tmp_path / "out", ComposeParams(**{**BASE, "cls_size": CLS_SIZE}), progress=False)
     negatives = [img for p, img in writes if p.parent.name == "no_person"]

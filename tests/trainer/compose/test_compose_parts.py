@@ -100,7 +100,7 @@ def test_plan_persons_respects_mask_range_iou_and_order():
     ]
     rng = np.random.default_rng(0)
     for _ in range(20):
-        plan = plan_persons(rng, sampler, PERSPECTIVE, cuts, np.arange(3), 6, (0.9, 1.1), 0.5, 0.3, 1.5)
+        plan = plan_persons(rng, sampler, PERSPECTIVE, cuts, [np.arange(3)], 6, (0.9, 1.1), 0.5, 0.3, 1.5)
         assert plan and all(isinstance(p, Placement) for p in plan)
         assert [p.foot[1] for p in plan] == sorted(p.foot[1] for p in plan), "far (upper) persons first"
         for i, p in enumerate(plan):
