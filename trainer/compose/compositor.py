@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import contextlib
 import json
-import shutil
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -21,9 +21,8 @@ import numpy as np
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from edge.atomic import atomic_write_text
-from edge.detect.preprocess import squash
 from edge.errors import CctvkitError
-from edge.formats.yolo import format_yolo_labels, parse_yolo_labels, save_data_yaml
+from edge.formats.yolo import save_data_yaml
 from edge.stages import SceneOut
 from trainer.compose.blend import get_blend
 from trainer.compose.blend.base import BlendFn
@@ -35,14 +34,16 @@ from trainer.compose.harmonize import (
     harmonize,
     sample_jitter,
 )
-from trainer.compose.jobs import CLS_JPEG_QUALITY, SPLITS, Job, balance_classes, encode, plan_jobs
+from trainer.compose.jobs import SPLITS, Job, balance_classes, plan_jobs
 from trainer.compose.labels import Layer, big_enough, select_visible, visibility
+from trainer.compose.maker import ImageMaker
 from trainer.compose.params import PERSON_SOURCES, ComposeParams
 from trainer.compose.persons import load_generated
 from trainer.compose.placement import FootSampler, plan_persons, render_cutout
 from trainer.compose.preview import contact_sheet
 from trainer.compose.scene import Cutout, RealFrame, Scene, load_scene
 from trainer.compose.split import SplitResult, split_by_time
+from trainer.compose.workers import make_pool
 from trainer.scene.distractors import paste
 
 PREVIEW_N = 12
@@ -181,13 +182,6 @@ class _Composer:
         return apply_jitter(img, jitter, self.noise), {**plate_rec, **distractor, "jitter": jitter}
 
 
-def _real_labels(frame: RealFrame, w: int, h: int) -> np.ndarray:
-    if not frame.label.exists():
-        return np.zeros((0, 4), np.float32)
-    cls, xyxy = parse_yolo_labels(frame.label.read_text(), w, h, str(frame.label))
-    return xyxy[cls == 0]
-
-
 def _make_dirs(out: Path) -> None:
     for split in SPLITS:
         for kind in ("images", "labels"):
@@ -228,20 +222,21 @@ def _by_source(records: list[dict[str, Any]]) -> dict[str, dict[str, int]]:
     return counts
 
 
-def compose_dataset(
-    scene_dir: Path, out_dir: Path, params: ComposeParams, progress: bool = True, persons_dir: Path | None = None
-) -> dict[str, Any]:
-    """Write detect/, classify/, compose.json and preview.png into out_dir (created by the caller, empty).
-    persons_dir: the persons stage's folder, read only when compose.persons asks for generated persons.
+@dataclass
+class Prepared:
+    """Everything an image is made from, derived from the inputs alone: a worker process rebuilds the same."""
 
-    Every input is read and checked before the first file is written, so bad input leaves out_dir empty.
-    """
-    t0 = time.perf_counter()
+    scene: Scene
+    composer: _Composer
+    split: SplitResult
+    generated: list[Cutout]
+    skipped_generated: list[str]
+    real_pools: dict[str, list[RealFrame]]
+
+
+def prepare_inputs(scene_dir: Path, params: ComposeParams, persons_dir: Path | None) -> Prepared:
     blend = get_blend(params.blend)
     scene = load_scene(scene_dir)
-    out = Path(out_dir)
-    if out.exists() and any(out.iterdir()):
-        raise CctvkitError("output folder is not empty", out, "compose into a new, empty folder")
     generated: list[Cutout] = []
     skipped_generated: list[str] = []
     if "generated" in params.person_shares():
@@ -256,69 +251,59 @@ def compose_dataset(
         params.val_fraction,
         [c.frame for c in generated],
     )
-    cutouts = scene.cutouts + generated
     pools = _source_pools(params, split, len(scene.cutouts), Path(persons_dir or scene_dir))
     real_pools = {s: [r for r, t in zip(scene.real, split.real, strict=True) if t == s] for s in SPLITS}
-    composer = _Composer(scene, params, blend, cutouts, pools)  # checks walkable x perspective before writing
+    composer = _Composer(scene, params, blend, scene.cutouts + generated, pools)  # checks walkable x perspective
+    return Prepared(scene, composer, split, generated, skipped_generated, real_pools)
+
+
+def compose_dataset(
+    scene_dir: Path, out_dir: Path, params: ComposeParams, progress: bool = True, persons_dir: Path | None = None
+) -> dict[str, Any]:
+    """Write detect/, classify/, compose.json and preview.png into out_dir (created by the caller, empty).
+    persons_dir: the persons stage's folder, read only when compose.persons asks for generated persons.
+
+    Every input is read and checked before the first file is written, so bad input leaves out_dir empty.
+    The images are made by compose.workers processes; each image's generator is its own, so the files are
+    the same whatever the number of workers.
+    """
+    t0 = time.perf_counter()
+    out = Path(out_dir)
+    if out.exists() and any(out.iterdir()):
+        raise CctvkitError("output folder is not empty", out, "compose into a new, empty folder")
+    prep = prepare_inputs(Path(scene_dir), params, persons_dir)
+    scene, split, generated, real_pools = prep.scene, prep.split, prep.generated, prep.real_pools
     jobs = plan_jobs(params, real_pools)
+    previews = frozenset((j.split, j.index) for j in [j for j in jobs if j.split == "train"
+                                                       and j.source == "composed"][:PREVIEW_N])
     out.mkdir(parents=True, exist_ok=True)
     _make_dirs(out)
     w, h = scene.size
     det, cls_dir = out / "detect", out / "classify"
     records: list[dict[str, Any]] = []
-    previews: list[tuple[np.ndarray, list, str]] = []
+    preview_list: list[tuple[np.ndarray, list, str]] = []
     cls_counts = {s: {"person": 0, "no_person": 0} for s in SPLITS}
     negatives_for_cls: dict[str, list[tuple[np.ndarray, dict]]] = {s: [] for s in SPLITS}
     n_labelled = n_dropped = 0
-
-    with _progress(len(jobs), progress) as advance:
-        for job in jobs:
-            img_path = det / "images" / job.split / f"{job.name}.jpg"
-            lbl_path = det / "labels" / job.split / f"{job.name}.txt"
-            rec: dict[str, Any] = {
-                "image": img_path.relative_to(out).as_posix(),
-                "split": job.split,
-                "source": job.source,
-            }
-            classes = None
-            if job.source == "real":
-                assert job.real is not None
-                xyxy = _real_labels(job.real, w, h)
-                shutil.copyfile(job.real.image, img_path)
-                rec.update(
-                    frame_file=job.real.image.relative_to(scene.root).as_posix(),
-                    frame=job.real.frame,
-                    n_labels=len(xyxy),
-                    classify=None,
-                )
-            elif job.source == "negative":
-                img, info = composer.negative(job)
-                xyxy = np.zeros((0, 4), np.float32)
-                encode(img, info["jitter"]["jpeg_quality"], img_path)
-                negatives_for_cls[job.split].append((squash(img, (params.cls_size, params.cls_size)), rec))
-                rec.update(info, classify=None)
-            else:
-                img, xyxy, classes, info = composer.composed(job)
-                encode(img, info["jitter"]["jpeg_quality"], img_path)
-                rec.update(info, classify=None)
-                n_labelled += len(xyxy)
-                n_dropped += sum(1 for p in info["persons"] if not p.get("labelled"))
-                if len(xyxy):
-                    cpath = cls_dir / job.split / "person" / f"{job.name}.jpg"
-                    encode(squash(img, (params.cls_size, params.cls_size)), CLS_JPEG_QUALITY, cpath)
-                    rec["classify"] = cpath.relative_to(out).as_posix()
-                    cls_counts[job.split]["person"] += 1
-                if job.split == "train" and len(previews) < PREVIEW_N:
-                    previews.append((img, xyxy.tolist(), f"{job.name} ({len(xyxy)})"))
-            if classes is None:
-                classes = np.zeros(len(xyxy), np.int64)  # real frames' persons (and no one) are class 0
-            lbl_path.write_text(format_yolo_labels(classes, xyxy, w, h))
-            rec["label"] = lbl_path.relative_to(out).as_posix()
+    maker = ImageMaker(prep, params, out, previews)
+    with make_pool(maker, (Path(scene_dir), params, persons_dir, out, previews), params.workers, len(jobs)) as run, \
+            _progress(len(jobs), progress) as advance:
+        for job, res in zip(jobs, run("image", jobs), strict=True):
+            rec = res["rec"]
+            n_labelled += res["labels"]
+            n_dropped += res["dropped"]
+            if res["person_image"]:
+                cls_counts[job.split]["person"] += 1
+            if "small" in res:
+                negatives_for_cls[job.split].append((res["small"], rec))
+            if "preview" in res:
+                preview_list.append(res["preview"])
             records.append(rec)
             advance()
-
-    extras = balance_classes(composer.negative, params, cls_dir, out, negatives_for_cls, cls_counts)
-    cv2.imwrite(str(out / "preview.png"), contact_sheet(previews))
+        extras = balance_classes(lambda extra_jobs: run("extra_negative", extra_jobs), cls_dir, out,
+                                 negatives_for_cls, cls_counts)
+    previews_img = contact_sheet(preview_list)
+    cv2.imwrite(str(out / "preview.png"), previews_img)
     save_data_yaml(det / "data.yaml", CLASS_NAMES[params.label_classes],
                    {"train": "images/train", "val": "images/val"})
     split_info: dict[str, Any] = {
@@ -335,10 +320,10 @@ def compose_dataset(
     by_source = _by_source(records)
     doc = {
         "version": 1,
-        "params": params.model_dump(mode="json"),
+        "params": params.model_dump(mode="json", exclude={"workers"}),  # how, not what: the files are the same
         "split": split_info,
         "skipped_cutouts": scene.skipped_cutouts,
-        "skipped_generated": skipped_generated,
+        "skipped_generated": prep.skipped_generated,
         "plates": [{"file": p.file, "weight": p.weight} for p in scene.plates],
         "persons_by_source": by_source,
         "images": records,

@@ -7,7 +7,7 @@ many random numbers the ones before it used.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -15,7 +15,6 @@ from typing import Any
 import cv2
 import numpy as np
 
-from edge.detect.preprocess import squash
 from edge.errors import CctvkitError
 from trainer.compose.params import ComposeParams
 from trainer.compose.scene import RealFrame
@@ -26,8 +25,6 @@ CLS_JPEG_QUALITY = 95
 EXTRA_NEGATIVE_BASE = 1_000_000  # index offset of classifier-only negatives: their seeds never meet images'
 PLATE_STREAM = 0x91A7E  # the plate choice draws from its own generator: one plate gives the same images as ever
 DISTRACTOR_STREAM = 0xD157  # so does the hard-negative choice: a scene without distractors composes as before
-
-NegativeFn = Callable[["Job"], tuple[np.ndarray, dict[str, Any]]]
 
 
 @dataclass(frozen=True)
@@ -77,16 +74,16 @@ def encode(img: np.ndarray, quality: int, path: Path) -> None:
 
 
 def balance_classes(
-    negative: NegativeFn,
-    params: ComposeParams,
+    make_extras: Callable[[list[Job]], Iterable[dict[str, Any]]],
     cls_dir: Path,
     out: Path,
     negatives: dict[str, list[tuple[np.ndarray, dict]]],
     counts: dict[str, dict[str, int]],
 ) -> list[dict[str, Any]]:
     """no_person gets as many images as person in each split: the detection negatives first, then extra
-    jittered plates written for the classifier only (the plate is the only person-free material we have)."""
-    extras: list[dict[str, Any]] = []
+    jittered plates written for the classifier only (the plate is the only person-free material we have).
+    make_extras(jobs) writes those extra images and returns their records, in order."""
+    extra_jobs: list[Job] = []
     for split in SPLITS:
         want = counts[split]["person"]
         for small, rec in negatives[split][:want]:
@@ -94,13 +91,6 @@ def balance_classes(
             path = cls_dir / split / "no_person" / f"{name}.jpg"
             encode(small, CLS_JPEG_QUALITY, path)
             rec["classify"] = path.relative_to(out).as_posix()
-        for k in range(max(0, want - len(negatives[split]))):
-            job = Job(split, EXTRA_NEGATIVE_BASE + k, "negative")
-            img, info = negative(job)
-            path = cls_dir / split / "no_person" / f"{job.name}.jpg"
-            encode(squash(img, (params.cls_size, params.cls_size)), CLS_JPEG_QUALITY, path)
-            extras.append(
-                {"image": path.relative_to(out).as_posix(), "split": split, "source": "negative", **info}
-            )
+        extra_jobs += [Job(split, EXTRA_NEGATIVE_BASE + k, "negative") for k in range(max(0, want - len(negatives[split])))]
         counts[split]["no_person"] = min(want, len(negatives[split])) + max(0, want - len(negatives[split]))
-    return extras
+    return list(make_extras(extra_jobs)) if extra_jobs else []

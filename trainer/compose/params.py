@@ -70,6 +70,8 @@ class ComposeParams(Strict):
     scale_jitter: tuple[float, float] = (0.9, 1.1)  # times the perspective height
     blend: str = "feather"  # a name in trainer.compose.blend.BLENDS
     seed: int = 0
+    workers: int = Field(0, ge=0, le=64, description="processes making the images; 0: one per core (at most 8). "
+                         "The images are the same for any number")
     cls_size: int = Field(160, ge=16, le=1024, description="square size of the classifier images")
     min_visible_fraction: float = Field(0.4, ge=0, le=1, description="less visible persons are not pasted")
     min_box_px: int = Field(4, ge=1, description="a visible box smaller than this on either side is dropped")
