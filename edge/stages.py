@@ -119,6 +119,7 @@ class GeneratorOut:
     loss_png = Output("loss.png", "file", required=False)
     samples = Output("samples", "folder", required=False)
     generator_json = Output("generator.json", "file")  # what it was trained on, at what size, for how long
+    config = Output("config.json", "file", required=False)  # the trainer's full config (also inside last.pt)
 
 
 class PersonsOut:

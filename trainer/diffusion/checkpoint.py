@@ -69,7 +69,11 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     except Exception as e:  # torch raises RuntimeError, UnpicklingError, EOFError, ... for a damaged file
         reason = str(e).strip().splitlines()[0][:120] if str(e).strip() else type(e).__name__
         raise CctvkitError(f"not a readable checkpoint ({reason})", path, FIX) from None
-    if not isinstance(state, dict) or state.get("format") != FORMAT:
+    found = state.get("format") if isinstance(state, dict) else None
+    if isinstance(found, str) and found.startswith(FORMAT.split("/")[0] + "/") and found != FORMAT:
+        raise CctvkitError(f"checkpoint format {found} is not this cctvkit's {FORMAT}", path,
+                           "retrain it with this version (`trainer persons train`)")
+    if found != FORMAT:
         raise CctvkitError("not a person-generator checkpoint", path, FIX)
     missing = [k for k in ("config", "step", "model", "ema") if k not in state]
     if missing:

@@ -39,13 +39,21 @@ class PersonData:
     masks: np.ndarray  # (N,H,W) uint8 {0,255}
     names: list[str]
     skipped: list[str] = field(default_factory=list)  # files with an empty mask
+    source: str = ""  # where the crops came from (the checkpoint records it); empty: one folder, given apart
 
     def __len__(self) -> int:
         return len(self.names)
 
     def subset(self, idx: np.ndarray | list[int]) -> PersonData:
         idx = np.asarray(idx, dtype=int)
-        return PersonData(self.images[idx], self.masks[idx], [self.names[i] for i in idx], [])
+        return PersonData(self.images[idx], self.masks[idx], [self.names[i] for i in idx], [], self.source)
+
+    @staticmethod
+    def concat(parts: list[PersonData]) -> PersonData:
+        """One set of crops of the same size from several sources (a run's scene cutouts plus --data)."""
+        return PersonData(np.concatenate([p.images for p in parts]), np.concatenate([p.masks for p in parts]),
+                          [n for p in parts for n in p.names], [s for p in parts for s in p.skipped],
+                          "; ".join(p.source for p in parts if p.source))
 
 
 def _images_in(folder: Path) -> list[Path]:

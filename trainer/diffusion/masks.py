@@ -74,15 +74,22 @@ class MaskBank:
 
     def draw(self, n: int, seed: int, jitter: bool = True) -> tuple[np.ndarray, list[int]]:
         """n masks (n,H,W) uint8 {0,255} and the bank index of each; a pure function of (bank, n, seed)."""
+        masks, idx, _ = self.draw_flipped(n, seed, jitter)
+        return masks, idx
+
+    def draw_flipped(self, n: int, seed: int, jitter: bool = True) -> tuple[np.ndarray, list[int], list[bool]]:
+        """draw(), plus whether each mask was mirrored (the persons stage records it)."""
         rng = np.random.default_rng(seed)
         idx = rng.integers(0, len(self), n) if n > len(self) else rng.permutation(len(self))[:n]
         out = np.empty((n, *self.masks.shape[1:]), np.uint8)
+        flips = []
         for k, i in enumerate(idx):
             m = self.masks[i]
-            if rng.random() < 0.5:
+            flips.append(bool(rng.random() < 0.5))
+            if flips[-1]:
                 m = m[:, ::-1]
             out[k] = jitter_mask(m, rng) if jitter else m
-        return out, [int(i) for i in idx]
+        return out, [int(i) for i in idx], flips
 
 
 def jitter_mask(mask: np.ndarray, rng: np.random.Generator, max_deg: float = 4.0, max_scale: float = 0.05,

@@ -165,9 +165,12 @@ def sample_grid(model: nn.Module, diffusion: GaussianDiffusion, cfg: PersonsConf
     atomic_write_bytes(path, encode_png(contact_sheet(rgba, cols=8, scale=2 if rgba.shape[1] < 128 else 1)))
 
 
-def train(cfg: PersonsConfig, data_dir: str | Path, out_dir: str | Path, resume: bool = False,
+def train(cfg: PersonsConfig, data_dir: str | Path | PersonData, out_dir: str | Path, resume: bool = False,
           progress: bool = True, ddp: bool | None = None, device: str = "auto") -> dict[str, Any]:
-    """Train (or continue) a generator; returns a summary with the per-step losses of this process."""
+    """Train (or continue) a generator; returns a summary with the per-step losses of this process.
+
+    data_dir: a folder (data.py's layouts) or crops already made at cfg.data's size (a run's scene cutouts
+    plus extra data: trainer/diffusion/runscene.py)."""
     out = Path(out_dir)
     ckpt_path = out / "last.pt"
     if ckpt_path.exists() and not resume:
@@ -179,7 +182,8 @@ def train(cfg: PersonsConfig, data_dir: str | Path, out_dir: str | Path, resume:
                            "resume with the same preset and config (only train.* may change)")
     dist = setup_distributed(ddp)
     try:
-        return _train(cfg, Path(data_dir), out, ckpt_path, state, progress, dist, device)
+        data = data_dir if isinstance(data_dir, PersonData) else Path(data_dir)
+        return _train(cfg, data, out, ckpt_path, state, progress, dist, device)
     finally:
         if dist.owned:
             import torch.distributed as tdist
@@ -187,7 +191,7 @@ def train(cfg: PersonsConfig, data_dir: str | Path, out_dir: str | Path, resume:
             tdist.destroy_process_group()
 
 
-def _train(cfg: PersonsConfig, data_dir: Path, out: Path, ckpt_path: Path, state: dict[str, Any] | None,
+def _train(cfg: PersonsConfig, data_dir: Path | PersonData, out: Path, ckpt_path: Path, state: dict[str, Any] | None,
            progress: bool, dist: Dist, device_name: str) -> dict[str, Any]:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
@@ -204,7 +208,10 @@ def _train(cfg: PersonsConfig, data_dir: Path, out: Path, ckpt_path: Path, state
         torch.backends.cudnn.allow_tf32 = True
         torch.backends.cudnn.benchmark = True
 
-    data = load_dataset(data_dir, cfg.data, progress=progress and dist.main)
+    if isinstance(data_dir, PersonData):
+        data, data_dir = data_dir, Path(data_dir.source or "<crops>")
+    else:
+        data = load_dataset(data_dir, cfg.data, progress=progress and dist.main)
     train_set, held = split(data, cfg.data.holdout_every)
     if state is not None and state.get("mask_bank"):
         bank = MaskBank.from_state(state["mask_bank"])
