@@ -35,10 +35,17 @@ def _config(args: argparse.Namespace) -> PipelineConfig:
     return cfg
 
 
+# `trainer demo --persons`: the compose.persons mix of each choice.
+PERSON_MIXES: dict[str, dict[str, float]] = {"real": {"real": 1.0}, "generated": {"generated": 1.0},
+                                             "both": {"real": 0.5, "generated": 0.5}}
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from trainer.demo_video import resolve_demo_video
 
     cfg = _config(args)
+    if args.persons is not None:  # the flag wins over compose.persons of --config
+        cfg.compose = cfg.compose.model_copy(update={"persons": PERSON_MIXES[args.persons]})
     runs_dir = Path(args.runs_dir)
     pipeline.check_writable(runs_dir)
     final = runs_dir / args.name
@@ -64,6 +71,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
         manifest.save()
         stage_calls = [
             ("scene", lambda: _scene_then_labels(manifest, video, cfg, labels, progress, teacher)),
+            *([("persons", lambda: pipeline.run_generated_persons(manifest, cfg, teacher, progress))]
+              if "generated" in cfg.compose.person_shares() else []),
             ("compose", lambda: pipeline.run_compose(manifest, cfg, progress)),
             ("train", train),
             ("export", lambda: pipeline.run_export(manifest, cfg, progress)),
@@ -233,6 +242,10 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--force", action="store_true", help="replace an existing run of that name")
     demo.add_argument("--budget", metavar="DURATION", help="wall-clock budget for the whole demo (15m, 1h30m): "
                       "the training gets what scene and compose leave, sized to this machine (trainer/budget.py)")
+    demo.add_argument("--persons", choices=tuple(PERSON_MIXES), help="persons pasted into the composed images: the "
+                      "scene's real cutouts (the default: what measures best on CPU), generated ones (the generator "
+                      "is trained on the scene's cutouts first: minutes on a CPU), or half of each "
+                      "(config: compose.persons, persons)")
     _common(demo)
     demo.set_defaults(func=cmd_demo)
 

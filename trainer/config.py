@@ -66,8 +66,24 @@ class EvalParams(Strict):
     max_frames: int = Field(120, ge=1)
 
 
+class PersonsParams(Strict):
+    """The generated persons of a pipeline run (`trainer demo --persons`, the experiment's generated-N arms):
+    the generator trained on the scene's cutouts, then sampled and gated (trainer/diffusion/stage.py). Used
+    only when compose.persons asks for generated persons."""
+
+    preset: Literal["auto", "tiny", "base", "large"] = "auto"  # auto: tiny on a CPU, base on a GPU
+    steps: int | None = Field(None, ge=1, description="generator training steps (default: the preset's)")
+    extra_data: str | None = None  # images/ + masks/ (e.g. ../shared/data/human-seg) added to the scene's cutouts
+    n: int = Field(300, ge=1, description="cutouts sampled; the gate keeps those a detector finds")
+    gate: Literal["auto", "off"] = "auto"  # auto: the run's detector, else the teacher, else HOG; off: keep all
+    gate_conf: float | None = Field(None, gt=0, description="default: the gate detector's own (0.3, HOG 0.5)")
+    sample_steps: int | None = Field(None, ge=1, description="DDIM steps (default: the preset's)")
+    seed: int = 0
+
+
 class PipelineConfig(Strict):
     scene: SceneParams = SceneParams()
+    persons: PersonsParams = PersonsParams()
     compose: ComposeParams = ComposeParams()
     train: TrainParams = TrainParams()
     export: ExportParams = ExportParams()
@@ -81,4 +97,5 @@ def quick_config() -> PipelineConfig:
     cfg.export = ExportParams(calibration_images=32, verify_frames=40, verify_threads=[1],
                               verify_timing_frames=10)
     cfg.eval = EvalParams(max_frames=20)
+    cfg.persons = PersonsParams(steps=40, n=24, sample_steps=5)
     return cfg

@@ -86,6 +86,22 @@ def write_frame_keys(video: Path, summary: dict[str, Any], path: Path) -> None:
     atomic_write_text(path, json.dumps(doc) + "\n")
 
 
+def run_generated_persons(manifest: Manifest, cfg: PipelineConfig, teacher: TeacherFile | None = None,
+                          progress: bool = True) -> dict[str, Any]:
+    """The generator and persons stages, as cfg.persons says (the gate uses the teacher when given); the
+    pipeline runs them between scene and compose when compose.persons asks for generated persons."""
+    from trainer.diffusion.defaults import load_config
+    from trainer.diffusion.stage import preset_for, run_generator, run_persons
+
+    p = cfg.persons
+    over: dict[str, Any] = {"train": {"steps": p.steps, "seed": p.seed} if p.steps else {"seed": p.seed}}
+    gen_cfg = load_config(None, preset_for(cfg.train.device) if p.preset == "auto" else p.preset, over)
+    run_generator(manifest, gen_cfg, Path(p.extra_data) if p.extra_data else None, device=cfg.train.device,
+                  progress=progress)
+    return run_persons(manifest, p.n, teacher=teacher, gate_conf=p.gate_conf, steps=p.sample_steps, seed=p.seed,
+                       device=cfg.train.device, progress=progress, gate_off=p.gate == "off")
+
+
 def run_compose(manifest: Manifest, cfg: PipelineConfig, progress: bool = True) -> dict[str, Any]:
     from trainer.compose.compositor import MISSING_PERSONS_FIX, compose_dataset
 

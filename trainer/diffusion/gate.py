@@ -105,6 +105,17 @@ class HogGate(GateDetector):
         return xyxy, np.asarray(weights, np.float32).reshape(-1)
 
 
+class NoGate(GateDetector):
+    """persons.gate: off -- every sample is kept (scored 1.0). For cameras no available detector sees well
+    (HOG finds few thermal people): the contact sheet is then the only check, and the report says so."""
+
+    by, model = "off", None
+    default_conf = 1.0
+
+    def score(self, frame: np.ndarray, box: np.ndarray) -> float:
+        return 1.0
+
+
 def run_detector(manifest: Manifest) -> tuple[str, ModelSpec] | None:
     """The run's exported detector the gate prefers: ONNX FP32, else any ONNX, else None."""
     specs = manifest.models("detect")

@@ -128,10 +128,11 @@ def _silhouettes(cutouts_json: Path) -> dict[str, dict[str, Any]]:
 
 def run_persons(manifest: Manifest, n: int, ckpt: Path | None = None, teacher: Any | None = None,
                 gate_conf: float | None = None, sampler: str | None = None, steps: int | None = None, seed: int = 0,
-                device: str = "auto", progress: bool = True) -> dict[str, Any]:
-    """Sample n persons from the run's generator (or ckpt), gate them, record stage 'persons'."""
+                device: str = "auto", progress: bool = True, gate_off: bool = False) -> dict[str, Any]:
+    """Sample n persons from the run's generator (or ckpt), gate them (unless gate_off), record stage
+    'persons'."""
     from trainer.diffusion.checkpoint import load_generator
-    from trainer.diffusion.gate import Gate, choose_gate
+    from trainer.diffusion.gate import Gate, NoGate, choose_gate
     from trainer.diffusion.masks import MaskBank
     from trainer.diffusion.sample import encode_png, generate, pick_device, to_rgba
 
@@ -151,7 +152,7 @@ def run_persons(manifest: Manifest, n: int, ckpt: Path | None = None, teacher: A
     model, diffusion, cfg, _, _ = load_generator(ckpt, dev)
     bank = MaskBank.from_cutouts(inputs[SceneOut.cutouts.name], cfg.data)
     records = _silhouettes(inputs[SceneOut.cutouts_json.name])
-    detector = choose_gate(manifest, teacher)
+    detector = NoGate() if gate_off else choose_gate(manifest, teacher)
     gate_conf = detector.default_conf if gate_conf is None else gate_conf
     gate = Gate(rs.scene, detector, gate_conf, seed)
     if gate.detector.model and not Path(gate.detector.model).resolve().is_relative_to(manifest.run_dir):

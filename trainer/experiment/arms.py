@@ -8,6 +8,9 @@ reads). Training, export and scoring are the same calls for every arm (run.py).
     synthetic-only  the same scene, compose with real_fraction 0: composed images and plates only
     teacher         label-free's recipe in its own scene run (scene-teacher/): a teacher model labels the real
                     frames (teacher mode), fused with the finder; no labels
+    generated-N     label-free's recipe with N % of the composed persons generated: a person generator trained on
+                    scene-base's cutouts, its samples gated (trainer/diffusion/stage.py; the teacher is the gate
+                    when the experiment has one, else HOG), composed with compose.persons {real: 1-N%, generated: N%}
     hybrid-N        label-free's composed set plus N % of the real labelled TRAIN frames (evenly spread),
                     with their labels, added to detect/images/train (the classifier set is label-free's)
 
@@ -32,7 +35,7 @@ from trainer.config import PipelineConfig
 from trainer.importer import import_run, link_or_copy
 from trainer.relabel.teacher import TeacherFile
 
-from .config import hybrid_percent
+from .config import generated_percent, hybrid_percent
 from .split import ExperimentSplit, pick_evenly
 
 
@@ -76,9 +79,11 @@ class SceneBase:
     kept and re-raised for every arm that needs it (one reason, not N retries)."""
 
     def __init__(self, exp: Path, split: ExperimentSplit, cfg: PipelineConfig, progress: bool,
-                 teacher: TeacherFile | None = None, name: str = "scene-base"):
+                 teacher: TeacherFile | None = None, name: str = "scene-base", generated: bool = False,
+                 gate_teacher: TeacherFile | None = None):
         self.exp, self.split, self.cfg, self.progress = exp, split, cfg, progress
         self.teacher, self.name = teacher, name
+        self.generated, self.gate_teacher = generated, gate_teacher  # generated-N arms: generator + persons
         self._manifest: Manifest | None = None
         self._error: Exception | None = None
         self.info: dict[str, Any] = {}
@@ -101,6 +106,8 @@ class SceneBase:
         m.run_dir.mkdir(parents=True, exist_ok=True)
         m.save()
         pipeline.run_scene(m, folder, self.cfg, self.progress, self.teacher)  # it reads a frame folder
+        if self.generated:  # before compose: recording them after it would make compose stale
+            pipeline.run_generated_persons(m, self.cfg, self.gate_teacher, self.progress)
         pipeline.run_compose(m, self.cfg, self.progress)
         self.info = {"frame_folder": str(folder), "frames": n}
         return m
@@ -148,6 +155,9 @@ def prepare_scene_arm(arm: str, arm_dir: Path, base: SceneBase, cfg: PipelineCon
         c = _counts(m)
         return ArmData(m, f"{c['composed']} composed images + {c['negative']} empty plates; no real frames, "
                           "no labels", None, sources, extra)
+    gen = generated_percent(arm)
+    if gen is not None:
+        return prepare_generated(m, src, gen, cfg, progress, sources, extra)
     copy_stage(src, m, "compose")
     evidence = src.stage("scene")["summary"].get("evidence") or {}
     if evidence.get("low_confidence"):
@@ -170,6 +180,25 @@ def prepare_scene_arm(arm: str, arm_dir: Path, base: SceneBase, cfg: PipelineCon
     extra["hybrid_frames"] = chosen
     return ArmData(m, f"label-free ({desc}) + {len(chosen)} real labelled train frames ({percent} % of "
                       f"{n_train})", percent, sources + chosen, extra)
+
+
+def prepare_generated(m: Manifest, src: Manifest, percent: int, cfg: PipelineConfig, progress: bool,
+                      sources: list[str], extra: dict[str, Any]) -> ArmData:
+    """generated-N: scene-base's generator and gated persons, composed with N % of the persons generated."""
+    for stage in ("generator", "persons"):
+        copy_stage(src, m, stage)
+    mix = {"real": 1 - percent / 100, "generated": percent / 100} if percent < 100 else {"generated": 1.0}
+    arm_cfg = cfg.model_copy(deep=True)
+    arm_cfg.compose = type(cfg.compose).model_validate({**cfg.compose.model_dump(), "persons": mix})
+    pipeline.run_compose(m, arm_cfg, progress)
+    c = _counts(m)
+    by = m.stage("compose")["summary"]["persons_by_source"]["train"]
+    gate = m.stage("persons")["summary"]["gate"]
+    extra["persons_gate"] = gate
+    extra["persons_by_source"] = by
+    return ArmData(m, f"{c['composed']} composed ({by.get('generated', 0)} generated + {by.get('real', 0)} real "
+                      f"persons; gate {gate['by']} kept {gate['kept']} of {gate['sampled']}) + {c['negative']} empty "
+                      f"plates + {c['real']} pseudo-labelled real frames; no labels", None, sources, extra)
 
 
 def add_real_labels(m: Manifest, split: ExperimentSplit, percent: int) -> list[str]:

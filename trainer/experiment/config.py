@@ -49,6 +49,7 @@ from trainer.relabel.teacher import TeacherFile
 DEFAULT_ARMS = ["real", "label-free", "synthetic-only", "hybrid-10", "hybrid-50"]
 FIXED_ARMS = ("real", "label-free", "synthetic-only", "teacher")
 HYBRID = re.compile(r"^hybrid-(\d{1,3})$")
+GENERATED = re.compile(r"^generated-(\d{1,3})$")  # label-free with N % of the composed persons generated
 
 # Reduced defaults for a CPU-only machine (2-4 cores): five arms in well under an hour on thermal-harbour.
 # The detector keeps the project's 320 px input (thermal people are ~26 px tall; smaller inputs lose them);
@@ -73,11 +74,17 @@ def hybrid_percent(arm: str) -> int | None:
     return int(m.group(1)) if m else None
 
 
+def generated_percent(arm: str) -> int | None:
+    """N of 'generated-N', else None."""
+    m = GENERATED.match(arm)
+    return int(m.group(1)) if m else None
+
+
 def _check_arm(arm: str) -> str:
-    n = hybrid_percent(arm)
+    n = hybrid_percent(arm) if hybrid_percent(arm) is not None else generated_percent(arm)
     if arm in FIXED_ARMS or (n is not None and 1 <= n <= 100):
         return arm
-    raise ValueError(f"unknown arm; use one of {', '.join(FIXED_ARMS)} or hybrid-N with N in 1..100")
+    raise ValueError(f"unknown arm; use one of {', '.join(FIXED_ARMS)}, hybrid-N or generated-N with N in 1..100")
 
 
 class SplitParams(Strict):

@@ -29,7 +29,14 @@ from trainer.config import PipelineConfig
 from trainer.relabel.teacher import TeacherFile
 
 from .arms import ArmData, SceneBase, prepare_arm
-from .config import ExperimentConfig, arm_pipeline, equal_training_size, resolve_budget, teacher_file
+from .config import (
+    ExperimentConfig,
+    arm_pipeline,
+    equal_training_size,
+    generated_percent,
+    resolve_budget,
+    teacher_file,
+)
 from .pseudo import pseudo_label_quality
 from .report import write_report
 from .split import (
@@ -232,14 +239,16 @@ def run_experiment(cfg: ExperimentConfig, *, force: bool = False, progress: bool
         "negatives": cfg.negatives, "split": str(exp / "split.json"), "test_set": test_info,
         "evaluation": f"export/verify.json row {DETECTOR}: the edge runtime on every test frame, conf "
                       f"{eval_cfg.eval.conf}, iou {eval_cfg.eval.iou}",
-        "shared": "the scene stage and label-free's compose run once in scene-base/ and are hard-linked "
+        "shared": "the scene stage, label-free's compose (and for generated-N the generator and persons) run "
+                  "once in scene-base/ and are hard-linked "
                   "into label-free, synthetic-only (scene only) and every hybrid-N",
         "pipeline": eval_cfg.model_dump(mode="json"), "arms": [],
     }
     if cfg.test_data:
         doc.update(test_data=cfg.test_data, test_negatives=cfg.test_negatives)
     teacher = teacher_file(cfg)
-    bases = {"label-free": SceneBase(exp, split, eval_cfg, progress)}
+    generated = any(generated_percent(a) is not None for a in cfg.arms)
+    bases = {"label-free": SceneBase(exp, split, eval_cfg, progress, generated=generated, gate_teacher=teacher)}
     if teacher is not None:
         bases["teacher"] = SceneBase(exp, split, eval_cfg, progress, teacher, name="scene-teacher")
         console.rule("[bold]the teacher itself")
