@@ -50,6 +50,20 @@ class RunScene:
         return self.scene.root
 
 
+MONO_LEVELS = 2.0  # mean |channel - grey| of the persons' pixels below this: a monochrome (thermal, IR) camera
+
+
+def is_monochrome(scene: Scene) -> bool:
+    """Do the scene's own persons have no colour? A generator trained on them still makes coloured speckle
+    (measured on thermal-harbour: pink and green persons on a grey camera), which no real frame has."""
+    spread = []
+    for c in scene.cutouts:
+        px = c.rgba[..., :3][c.rgba[..., 3] > 0].astype(np.float32)  # the person only, not the plate behind it
+        if len(px):
+            spread.append(float(np.abs(px - px.mean(axis=1, keepdims=True)).mean()))
+    return bool(spread) and float(np.median(spread)) < MONO_LEVELS
+
+
 def orientation_of(scene_json: Path) -> str:
     try:
         doc = json.loads(scene_json.read_text())

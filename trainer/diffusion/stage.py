@@ -27,7 +27,14 @@ from edge.manifest import Manifest
 from edge.stages import GENERATOR, PERSONS, GeneratorOut, PersonsOut, SceneOut
 from trainer.compose.scene import Cutout
 from trainer.diffusion.defaults import PersonsConfig
-from trainer.diffusion.runscene import PERSONS_READS, crop_size, read_run_scene, scene_person_data, with_size
+from trainer.diffusion.runscene import (
+    PERSONS_READS,
+    crop_size,
+    is_monochrome,
+    read_run_scene,
+    scene_person_data,
+    with_size,
+)
 
 console = Console(stderr=True)
 VERSION = 1
@@ -164,6 +171,9 @@ def run_persons(manifest: Manifest, n: int, ckpt: Path | None = None, teacher: A
     rgb = generate(model, diffusion, masks, sampler, steps, cfg.sample.eta, seed, cfg.sample.batch, dev, progress)
     gen_seconds = time.perf_counter() - t0
     rgba = to_rgba(rgb, masks, cfg.sample.feather)
+    mono = is_monochrome(rs.scene)
+    if mono:  # a grey camera's persons are grey: the generator's colour is noise here
+        rgba[..., :3] = rgba[..., :3].mean(axis=3, keepdims=True).round().astype(np.uint8)
 
     t1 = time.perf_counter()
     kept: list[dict[str, Any]] = []
@@ -206,6 +216,7 @@ def run_persons(manifest: Manifest, n: int, ckpt: Path | None = None, teacher: A
                                      else str(Path(ckpt).resolve())),
                       "sha256": sha256_file(ckpt), "size": [cfg.data.width, cfg.data.height],
                       "sampler": sampler, "steps": steps, "seed": seed, "seconds": round(gen_seconds, 2),
+                      "monochrome": mono,
                       "cutouts_per_s": round(n / max(gen_seconds, 1e-9), 3)},
     }
 

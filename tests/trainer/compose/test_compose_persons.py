@@ -147,3 +147,19 @@ def test_worker_processes_write_the_same_files(scene_dir: Path, persons_dir: Pat
     assert [k for k in a if a[k] != b[k]] == []
     assert one["persons_by_source"] == two["persons_by_source"]
     assert one["persons_by_source"]["train"]["generated"] > 0
+
+
+def test_a_grey_camera_is_told_from_a_colour_one(scene_dir: Path, tmp_path: Path) -> None:
+    """The persons stage greys its samples on a monochrome camera (trainer/diffusion/runscene.py): the toy
+    scene's coloured persons are colour; the same persons written grey are monochrome."""
+    from trainer.compose.scene import load_scene
+    from trainer.diffusion.runscene import is_monochrome
+
+    assert not is_monochrome(load_scene(scene_dir))
+    grey = tmp_path / "scene"
+    shutil.copytree(scene_dir, grey)
+    for png in (grey / "cutouts").glob("*.png"):
+        bgra = cv2.imread(str(png), cv2.IMREAD_UNCHANGED)
+        bgra[..., :3] = cv2.cvtColor(cv2.cvtColor(bgra[..., :3], cv2.COLOR_BGR2GRAY), cv2.COLOR_GRAY2BGR)[..., :3]
+        cv2.imwrite(str(png), bgra)
+    assert is_monochrome(load_scene(grey))
