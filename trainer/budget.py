@@ -140,8 +140,9 @@ def _plan(budget: float, *, rounds: int, det_images: int, cls_images: int, det_s
 
 
 def after_training_reserve(total: float) -> float:
-    """What a demo keeps back for export + bench after training (measured: ~2 min on 2 CPU cores)."""
-    return max(120.0, 0.1 * total)
+    """What a demo keeps back for export + bench after training (measured on 2 CPU cores: 113 s export with
+    its verification + 22 s bench on a slow day, stop 13's fresh clone)."""
+    return max(150.0, 0.1 * total)
 
 
 def check_demo_budget(total: float, cfg: Any) -> TrainPlan:

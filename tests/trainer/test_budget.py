@@ -73,3 +73,21 @@ def test_ultralytics_replans_the_epochs_to_the_time_it_is_given(tmp_path):
     assert 1 <= res.epochs < 200
     assert res.seconds < 10 + 60  # stopped on time (+ setup, the final validation, a slow epoch)
     assert len((res.save_dir / "results.csv").read_text().splitlines()) - 1 == res.epochs
+
+
+def test_the_demo_keeps_to_its_default_budget_unless_told_otherwise():
+    """`trainer demo` without --budget keeps to the README's 15 minutes; --budget off, --quick or a config
+    that sets the training's epochs train the configured epochs instead."""
+    import argparse
+
+    from trainer.cli import DEMO_BUDGET, _demo_budget
+    from trainer.config import PipelineConfig, TrainParams
+
+    def budget(cfg: PipelineConfig, **kw) -> float | None:
+        return _demo_budget(argparse.Namespace(**{"budget": None, "quick": False, **kw}), cfg)
+
+    assert budget(PipelineConfig()) == parse_budget(DEMO_BUDGET) == 900
+    assert budget(PipelineConfig(), budget="off") is None
+    assert budget(PipelineConfig(), quick=True) is None
+    assert budget(PipelineConfig(train=TrainParams.model_validate({"detector_epochs": 3}))) is None
+    assert budget(PipelineConfig(), budget="20m") == 1200
