@@ -3,6 +3,7 @@ gated, and bad input refused with one line and exit 2 (nothing written, the mani
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 import sys
@@ -185,3 +186,30 @@ def test_a_camera_looking_down_is_refused(tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "scene.json" in err[0] and "not upright" in err[0]
     assert not (run / "generator").exists()
+
+
+def test_the_runs_own_exported_detector_is_the_gate_before_a_teacher(tmp_path):
+    """A run that already has an exported detector gates with it (the issue's order: the run's detector,
+    then --teacher, then HOG), read through the manifest's models like bench reads them."""
+    from edge_builders import edge_builders
+
+    from edge.backends.specs import spec_from_onnx
+    from trainer.diffusion.gate import choose_gate
+    from trainer.relabel.teacher import TeacherFile
+
+    run = make_run(tmp_path / "run")
+    head = np.zeros((1, 5, 8), np.float32)
+    head[0, :5, 0] = [16, 38, 16, 36, 0.9]  # one person box, class 0
+    meta = {"names": "{0: 'person'}", "imgsz": "[64, 64]", "task": "detect", "stride": "32"}
+    (run / "export").mkdir()
+    onnx = edge_builders().build_const_onnx(run / "export" / "detector-fp32.onnx", head, (64, 64), metadata=meta)
+    teacher_onnx = edge_builders().build_const_onnx(tmp_path / "teacher.onnx", head, (64, 64), metadata=meta)
+    m = Manifest.load(run)
+    m.record_stage("export", params={}, outputs={"detector-fp32.onnx": onnx})
+    spec = spec_from_onnx(onnx)
+    m.add_model("detector-onnx-fp32", dataclasses.replace(spec, path="export/detector-fp32.onnx"))
+    m.save()
+    gate = choose_gate(Manifest.load(run), TeacherFile(teacher_onnx, None))
+    assert gate.by == "detector" and Path(gate.model).resolve() == onnx.resolve()
+    assert choose_gate(Manifest.load(make_run(tmp_path / "bare")), TeacherFile(teacher_onnx, None)).by == "teacher"
+    assert choose_gate(Manifest.load(make_run(tmp_path / "none"))).by == "hog"
