@@ -84,7 +84,7 @@ def decode_yolov8(
         raise CctvkitError(f"class ids {list(cls_idx)} outside 0..{nc - 1}", spec.path, "check --classes")
     # A model with several person classes (person, person_synthetic): asking for the person asks for all of
     # them, and each anchor's best person class is reported as person_class, so NMS treats them as one.
-    merge = np.asarray(spec.person_ids, np.int64) if len(spec.person_ids) > 1 else None
+    merge = np.asarray(sorted(spec.person_classes), np.int64) if len(spec.person_classes) > 1 else None
     if merge is not None and spec.person_class in cls_idx:
         cls_idx = np.union1d(cls_idx, merge)
     if cls_idx.size == 0:

@@ -21,6 +21,7 @@ from typing import Any
 import cv2
 import numpy as np
 
+from edge.eval.coco import iou_matrix
 from edge.manifest import Manifest
 from edge.types import ModelSpec
 from trainer.compose.blend import get_blend
@@ -32,15 +33,6 @@ DETECT_FLOOR = 0.05  # boxes down to this are asked for, so a rejected person st
 MIN_PERSON_PX = 12  # feet only where the perspective gives a person at least this tall
 HOG_PERSON_PX = 96  # the person height HOG's 64x128 window holds
 BLEND = "feather"  # compose's default blend
-
-
-def _iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """IoU of box a (4,) with boxes b (N, 4)."""
-    iw = np.clip(np.minimum(a[2], b[:, 2]) - np.maximum(a[0], b[:, 0]), 0, None)
-    ih = np.clip(np.minimum(a[3], b[:, 3]) - np.maximum(a[1], b[:, 1]), 0, None)
-    inter = iw * ih
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1]) - inter
-    return np.where(union > 0, inter / np.maximum(union, 1e-9), 0.0)
 
 
 class GateDetector:
@@ -57,7 +49,7 @@ class GateDetector:
         xyxy, scores = self.boxes(frame, box)
         if len(scores) == 0:
             return 0.0
-        ok = _iou(box, xyxy) >= MATCH_IOU
+        ok = iou_matrix(box, xyxy)[0] >= MATCH_IOU
         return float(scores[ok].max()) if ok.any() else 0.0
 
 
