@@ -2,6 +2,13 @@
 
 Loopback by default: the metrics say when people are in view, which is not for the whole LAN.
 
+Hostile or broken clients cannot take the daemon down (issue 14: 1,000 idle connections had made 400
+threads and used up the file descriptors the camera and records need). As Prometheus' exporter-toolkit
+does: at most MAX_CONNECTIONS are served at once, each on its own thread; one beyond that is closed at
+once, never queued; a client that sends nothing (or half a request) for READ_TIMEOUT_S is dropped, so a
+scraper gets through at worst that long after a flood. Responses carry no version banner, and a 500 says
+only "internal error" (the exception goes to the log).
+
 server = MetricsServer("127.0.0.1", 9108, metrics.exposition, health)   # port 0 picks a free one
 server.start(); server.port; server.stop()
 """
@@ -23,11 +30,35 @@ log = logging.getLogger(__name__)
 
 # health() -> (healthy, details): details become the JSON body, with "reason" when unhealthy
 HealthFn = Callable[[], tuple[bool, dict[str, Any]]]
+MAX_CONNECTIONS = 16  # a scraper or two and a health check need a handful; the rest is an attack
+READ_TIMEOUT_S = 3.0  # a whole request line + headers must arrive within this (a scrape takes ms)
 
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True  # a client that never finishes its request must not block shutdown
     allow_reuse_address = True
+    request_queue_size = MAX_CONNECTIONS  # the kernel's accept backlog, bounded too
+
+    def __init__(self, *args: Any, **kwargs: Any):
+        self._slots = threading.BoundedSemaphore(MAX_CONNECTIONS)
+        super().__init__(*args, **kwargs)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        # Refuse beyond the cap here, on the accepting thread, before a thread or a buffer is spent on it.
+        if not self._slots.acquire(blocking=False):
+            self.shutdown_request(request)
+            return
+        try:
+            super().process_request(request, client_address)
+        except BaseException:
+            self._slots.release()
+            raise
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self._slots.release()
 
 
 class MetricsServer:
@@ -41,7 +72,9 @@ class MetricsServer:
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
-            server_version = "cctvkit-edge"
+            server_version = "cctvkit-edge"  # no version numbers: nothing for a scanner to match
+            sys_version = ""
+            timeout = READ_TIMEOUT_S  # socket timeout of each connection: idle clients are dropped
 
             def _send(self, code: int, body: bytes, ctype: str) -> None:
                 self.send_response(code)
@@ -62,9 +95,9 @@ class MetricsServer:
                         self._send(200 if ok else 503, body, "application/json")
                     else:
                         self._send(404, b"not found: try /metrics or /healthz\n", "text/plain")
-                except Exception as e:  # a broken collector must not kill the server thread
+                except Exception:  # a broken collector must not kill the server thread
                     log.exception("http: %s failed", path)
-                    self._send(500, f"internal error: {e}\n".encode(), "text/plain")
+                    self._send(500, b"internal error\n", "text/plain")
 
             do_HEAD = do_GET  # noqa: N815
 
