@@ -387,9 +387,15 @@ class _Books:
 
 
 def run_daemon(cfg: DaemonConfig) -> int:
-    """Install the signal handlers and run until SIGTERM/SIGINT; CctvkitError escapes before READY."""
+    """Install the signal handlers and run until SIGTERM/SIGINT/SIGHUP; CctvkitError escapes before READY.
+
+    SIGHUP stops cleanly (records flushed, exit 0) rather than reloading in place: systemd's Restart=
+    brings the service back with the edited config, and a restart cannot leave half of the old config
+    (model, camera, records) running beside half of the new one. Its default action had killed the
+    process with the SQLite batch unwritten."""
     daemon = Daemon(cfg)
-    previous = {s: signal.signal(s, daemon.request_stop) for s in (signal.SIGTERM, signal.SIGINT)}
+    stop_on = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+    previous = {s: signal.signal(s, daemon.request_stop) for s in stop_on}
     try:
         return daemon.run()
     finally:

@@ -229,3 +229,29 @@ def test_bad_config_is_one_line_naming_the_key(tmp_path, notify, section, bad, p
     cfg = write_config(tmp_path / "edge.yaml", base_config(run, video, **{section: bad}))
     line = _expect_startup_failure(cfg, notify, pattern)
     assert "edge.yaml" in line
+
+
+def test_sighup_flushes_records_and_exits_cleanly(tmp_path, notify):
+    """Issue 14 row 10: SIGHUP used to kill the daemon (exit 129) with its SQLite batch unwritten. It now
+    stops like SIGTERM (systemd's Restart= brings it back, with an edited config)."""
+    run = make_run(tmp_path / "run")
+    video = write_video(tmp_path / "v.avi", bright_then_dark(5, 5))
+    doc = base_config(run, video, source={"loop": True, "realtime": True, "fps": 40},
+                      records={"jsonl": "ev.jsonl", "sqlite": "ev.db", "leave_after_s": 0.05,
+                               "flush_every_s": 30.0})  # nothing committed before the signal but by the flush
+    d = DaemonProcess(write_config(tmp_path / "edge.yaml", doc), env={"NOTIFY_SOCKET": str(notify.path)})
+    try:
+        assert notify.wait_for("READY=1", timeout=30) is not None, d.log
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and len((tmp_path / "ev.jsonl").read_bytes().splitlines()) < 5:
+            time.sleep(0.1)
+        d.proc.send_signal(signal.SIGHUP)
+        assert d.wait(5) == 0, d.log
+    finally:
+        d.kill()
+    lines = [json.loads(x) for x in (tmp_path / "ev.jsonl").read_text().splitlines()]
+    assert len(lines) >= 5
+    with contextlib.closing(sqlite3.connect(tmp_path / "ev.db")) as db:
+        rows = db.execute("SELECT kind, frame FROM events ORDER BY id").fetchall()
+    assert rows == [(e["kind"], e["frame"]) for e in lines]
+    assert "received SIGHUP" in d.log

@@ -152,3 +152,19 @@ def test_disk_full_sqlite_errors_are_counted_not_raised(tiny_fs):
     with contextlib.closing(sqlite3.connect(tiny_fs / "ev.db")) as db:
         frames = [r[0] for r in db.execute("SELECT frame FROM events")]
     assert frames[0] == 0 and frames[-1] == 999
+
+
+def test_a_torn_jsonl_tail_is_cut_back_to_the_last_whole_line_on_open(tmp_path):
+    """Issue 14 row 7: power lost mid-line left a fragment, and the next start glued its event onto it."""
+    live = tmp_path / "ev.jsonl"
+    rec = JsonlRecorder(live, RotationPolicy(rotate_bytes=10**6, max_total_bytes=10**7, keep=3))
+    rec.write(det(0))
+    rec.write(det(1))
+    rec.close()
+    whole = live.read_bytes()
+    live.write_bytes(whole + b'{"kind":"detection","t":17000')  # the torn tail
+    rec = JsonlRecorder(live, RotationPolicy(rotate_bytes=10**6, max_total_bytes=10**7, keep=3))
+    rec.write(det(2))
+    rec.close()
+    assert [d["frame"] for d in jsonl_lines([live])] == [0, 1, 2]
+    assert rec.torn_bytes == len(b'{"kind":"detection","t":17000')
