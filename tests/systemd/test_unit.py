@@ -87,7 +87,7 @@ def test_systemd_analyze_verify_accepts_the_unit(analyze: str, tmp_path: Path) -
 BROKEN = {
     "unknown key": ("WatchdogSec=30s", "WatchdogSecs=30s"),
     "bad Type": ("Type=notify", "Type=notifyy"),
-    "bad Restart": ("Restart=on-failure", "Restart=sometimes"),
+    "bad Restart": ("Restart=always", "Restart=sometimes"),
     "bad time span": ("TimeoutStopSec=10s", "TimeoutStopSec=ten"),
     "bad device rights": ("DeviceAllow=char-media rw", "DeviceAllow=char-media rwx"),
     "misspelt section": ("[Service]", "[Servic]"),
@@ -142,7 +142,11 @@ def test_notify_and_watchdog(unit: dict[str, list[tuple[str, str]]]) -> None:
 
 
 def test_restarts_with_a_start_limit(unit: dict[str, list[tuple[str, str]]]) -> None:
-    assert one(unit, "Service", "Restart") == "on-failure"
+    assert one(unit, "Service", "Restart") == "always"  # SIGHUP exits 0 and must come back
+    assert int(one(unit, "Service", "TasksMax")) <= 128
+    assert int(one(unit, "Service", "LimitNOFILE")) <= 4096
+    assert one(unit, "Service", "IPAddressAllow") == "localhost"
+    assert one(unit, "Service", "IPAddressDeny") == "any"
     assert one(unit, "Service", "RestartSec")
     # Start limits belong in [Unit] since systemd 229; in [Service] they are ignored.
     assert int(one(unit, "Unit", "StartLimitBurst")) >= 1
