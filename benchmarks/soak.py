@@ -20,20 +20,17 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
-import re
 import signal
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
 import psutil
-import yaml
 from _common import DEMO_RUN, VTEST, check_video
+from _daemon import NotifyListener, edge_command, free_port, mib, model_section, scrape, tree_rss, write_yaml
 from rich.console import Console
 
 from edge.errors import CctvkitError
@@ -43,20 +40,9 @@ GROWTH_LIMIT_PCT = 5.0
 STOP_LIMIT_S = 2.0
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def write_config(args: argparse.Namespace, work: Path, port: int) -> Path:
-    model: dict[str, object] = {"threads": args.threads}
-    if args.model_file is not None:
-        model["file"] = str(args.model_file.resolve())
-    else:
-        model |= {"manifest": str(args.run.resolve()), "name": args.model}
     cfg = {
-        "model": model,
+        "model": model_section(args.run, args.model, args.model_file, args.threads),
         "source": {"type": "file", "path": str(args.video.resolve()), "loop": True,
                    "realtime": args.pace == "native"},
         # max pace: every frame goes through the model, as fast as it can (the most iterations per minute).
@@ -68,75 +54,7 @@ def write_config(args: argparse.Namespace, work: Path, port: int) -> Path:
         "watchdog": {"enabled": True},
         "log_level": "info",
     }  # fmt: skip
-    path = work / "edge.yaml"
-    path.write_text(yaml.safe_dump(cfg, sort_keys=False))
-    return path
-
-
-def edge_command(config: Path) -> list[str]:
-    """The venv's `edge` console script (what the systemd unit runs), else the module."""
-    script = Path(sys.executable).parent / "edge"
-    if script.is_file() and os.access(script, os.X_OK):
-        return [str(script), "run", "--config", str(config)]
-    return [sys.executable, "-m", "edge.cli", "run", "--config", str(config)]
-
-
-def tree_rss(proc: psutil.Process) -> int:
-    """RSS of the daemon and any children it started (vcgencmd is short-lived; a leak could hide there)."""
-    total = 0
-    for p in [proc, *proc.children(recursive=True)]:
-        with contextlib.suppress(psutil.NoSuchProcess):
-            total += p.memory_info().rss
-    return total
-
-
-def scrape(port: int) -> dict[str, float]:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as r:
-            text = r.read().decode()
-    except OSError:
-        return {}
-    out = {}
-    for name in ("frames_processed", "frames_captured", "frames_dropped", "records_written", "record_errors"):
-        m = re.search(rf"^cctvkit_{name}_total (\S+)$", text, re.M)
-        if m:
-            out[name] = float(m.group(1))
-    return out
-
-
-class NotifyListener:
-    """The receiving end of sd_notify: a unix datagram socket, as systemd's own."""
-
-    def __init__(self, path: Path):
-        self.path = path
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-        path.unlink(missing_ok=True)  # left over from an earlier --keep run
-        self.sock.bind(str(path))
-        self.sock.setblocking(False)
-        self.ready_at: float | None = None
-        self.pings: list[float] = []
-
-    def poll(self) -> None:
-        while True:
-            try:
-                msg = self.sock.recv(4096).decode(errors="replace")
-            except BlockingIOError:
-                return
-            now = time.monotonic()
-            for line in msg.splitlines():
-                if line == "READY=1" and self.ready_at is None:
-                    self.ready_at = now
-                elif line == "WATCHDOG=1":
-                    self.pings.append(now)
-
-    def max_gap(self) -> float | None:
-        if len(self.pings) < 2:
-            return None
-        return max(b - a for a, b in zip(self.pings, self.pings[1:], strict=False))
-
-
-def mib(n: float) -> str:
-    return f"{n / 2**20:.1f} MiB"
+    return write_yaml(work / "edge.yaml", cfg)
 
 
 def soak(args: argparse.Namespace, work: Path) -> int:
