@@ -15,6 +15,7 @@ import re
 import resource
 import signal
 import socket
+import statistics
 import struct
 import subprocess
 import sys
@@ -31,6 +32,21 @@ COUNTERS = ("frames_processed", "frames_captured", "frames_dropped", "frames_cor
             "record_errors", "camera_reconnects")
 GAUGES = ("camera_connected",)
 ROOT = Path(__file__).resolve().parents[1]
+
+
+STOP_LIMIT_S = 2.0  # SIGTERM -> exit 0 within this (issue 3, the systemd unit's contract)
+GROWTH_LIMIT_PCT = 5.0  # RSS growth limit of the soak (issue 3's, over 30 min)
+
+
+def rss_growth(samples: list[tuple[float, int]], warmup_s: float) -> tuple[float | None, float, float]:
+    """Median of the last 3 RSS samples against the median of the first 3 after the warm-up (model load,
+    allocator arenas and runtime buffers settle first); (growth %, start, end), growth None with fewer than
+    6 samples after the warm-up."""
+    settled = [rss for t, rss in samples if t >= warmup_s]
+    if len(settled) < 6:
+        return None, 0.0, 0.0
+    start, end = statistics.median(settled[:3]), statistics.median(settled[-3:])
+    return 100 * (end - start) / start, start, end
 
 
 def free_port() -> int:

@@ -3,17 +3,13 @@ writes, and the checks every run ends with (a clean SIGTERM, the records read ba
 
 from __future__ import annotations
 
-import statistics
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from _daemon import EdgeDaemon, free_port, write_yaml
+from _daemon import STOP_LIMIT_S, EdgeDaemon, free_port, write_yaml
 from faults_records import read_jsonl, read_sqlite
-
-STOP_LIMIT_S = 2.0  # SIGTERM -> exit 0 within this (issue 3, the systemd unit's contract)
-GROWTH_LIMIT_PCT = 5.0  # RSS growth limit of the soak
 
 
 @dataclass(frozen=True)
@@ -124,16 +120,6 @@ def check_records(out: Outcome, records: Path) -> tuple[int, int]:
     out.add("events in JSONL, not in SQLite / in SQLite, not in JSONL",
             f"{len(jsonl.keys() - db.keys())} / {len(db.keys() - jsonl.keys())}")
     return jsonl.lines, len(db.rows)
-
-
-def rss_growth(samples: list[tuple[float, int]], warmup_s: float) -> tuple[float | None, int, int]:
-    """As the soak measures it: median of the last 3 RSS samples against the median of the first 3 after
-    the warm-up; (growth %, start, end), growth None with fewer than 6 samples after the warm-up."""
-    settled = [rss for t, rss in samples if t >= warmup_s]
-    if len(settled) < 6:
-        return None, 0, 0
-    start, end = statistics.median(settled[:3]), statistics.median(settled[-3:])
-    return 100 * (end - start) / start, int(start), int(end)
 
 
 def wait_for(predicate: Any, timeout: float, daemon: EdgeDaemon, every: float = 0.1) -> float | None:

@@ -22,8 +22,8 @@ from pathlib import Path
 from typing import Any
 
 import cv2
-from _daemon import EdgeDaemon, free_port, mib, scrape
-from faults_base import GROWTH_LIMIT_PCT, Outcome, Setup, edge_config, finish, rss_growth, start_ready
+from _daemon import GROWTH_LIMIT_PCT, EdgeDaemon, free_port, mib, rss_growth, scrape
+from faults_base import Outcome, Setup, edge_config, finish, start_ready
 from faults_records import presence_counts, read_jsonl
 from rich.console import Console
 

@@ -21,7 +21,6 @@ import argparse
 import contextlib
 import os
 import signal
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -30,14 +29,24 @@ from pathlib import Path
 
 import psutil
 from _common import DEMO_RUN, VTEST, check_video
-from _daemon import NotifyListener, edge_command, free_port, mib, model_section, scrape, tree_rss, write_yaml
+from _daemon import (
+    GROWTH_LIMIT_PCT,
+    STOP_LIMIT_S,
+    NotifyListener,
+    edge_command,
+    free_port,
+    mib,
+    model_section,
+    rss_growth,
+    scrape,
+    tree_rss,
+    write_yaml,
+)
 from rich.console import Console
 
 from edge.errors import CctvkitError
 
 console = Console()
-GROWTH_LIMIT_PCT = 5.0
-STOP_LIMIT_S = 2.0
 
 
 def write_config(args: argparse.Namespace, work: Path, port: int) -> Path:
@@ -138,11 +147,8 @@ def summarise(
     if samples:
         rss_all = [s[1] for s in samples]
         console.print(f"RSS first sample (before warm-up): {mib(rss_all[0])}, max {mib(max(rss_all))}")
-    growth = None
-    if len(settled) >= 6:
-        start = statistics.median(s[1] for s in settled[:3])
-        end = statistics.median(s[1] for s in settled[-3:])
-        growth = 100 * (end - start) / start
+    growth, start, end = rss_growth([(s[0], s[1]) for s in samples], args.warmup)
+    if growth is not None:
         span = settled[-1][0] - settled[0][0]
         console.print(
             f"RSS after warm-up: start {mib(start)}, end {mib(end)}, max {mib(max(s[1] for s in settled))} "

@@ -95,3 +95,14 @@ def write_video(path: Path, walkers: tuple[Walker, ...] = WALKERS, n_frames: int
         vw.write(frame_at(t, bg, walkers))
     vw.release()
     return path
+
+
+def tiny_demo_config(formats: tuple[str, ...] = ("onnx",)) -> str:
+    """A `trainer demo --config` YAML that runs every stage on this video in a minute or two."""
+    return f"""
+scene: {{plate_frames: 30, calib_frames: 40, scan_stride: 1, holdout_frames: 12}}
+compose: {{n_images: 48, cls_size: 64}}
+train: {{detector_epochs: 1, detector_imgsz: 96, classifier_epochs: 1, classifier_imgsz: 32, batch: 8, workers: 0}}
+export: {{calibration_images: 32, formats: [{", ".join(formats)}]}}
+eval: {{max_frames: 12}}
+"""

@@ -28,13 +28,7 @@ from edge.manifest import Manifest
 ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.slow
 
-TINY = """
-scene: {plate_frames: 30, calib_frames: 40, scan_stride: 1, holdout_frames: 12}
-compose: {n_images: 48, cls_size: 64}
-train: {detector_epochs: 1, detector_imgsz: 96, classifier_epochs: 1, classifier_imgsz: 32, batch: 8, workers: 0}
-export: {calibration_images: 32, formats: [onnx]}
-eval: {max_frames: 12}
-"""
+TINY = synthetic_video.tiny_demo_config()
 
 
 def _netns_available() -> str | None:
