@@ -9,6 +9,9 @@ stages, model files) must resolve, symlinks followed, inside the run directory; 
 that does not fails naming its key, whatever its sha256. The user's own files (the video, --labels, a
 teacher: `external_inputs`, `eval_labels`) are recorded by absolute path as provenance and are never
 opened through the manifest's resolver.
+
+Shape: loading checks every key the readers index (edge/manifest_shape.py; model entries by ModelSpec.from_json),
+so a hand-edited or truncated manifest fails at load with one line naming the key.
 """
 
 from __future__ import annotations
