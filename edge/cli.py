@@ -21,11 +21,18 @@ from edge.formats.yolo import IMAGE_SUFFIXES, list_images
 from edge.manifest import Manifest
 
 
-def iter_source(source: Path) -> Iterator[tuple[str, np.ndarray]]:
-    """(name, BGR frame) from an image, a folder of images or a video file."""
+class Unreadable(str):
+    """What iter_source yields for an image of a folder that cannot be read: "path: why", to warn and skip."""
+
+
+def iter_source(source: Path) -> Iterator[tuple[str, np.ndarray | Unreadable]]:
+    """(name, BGR frame) from an image, a folder of images or a video file. In a folder, an image that cannot be
+    read gives (its path, Unreadable(why)) instead of stopping the whole folder, as the daemon's image source
+    skips it; a single image given on its own that cannot be read is an error."""
     if source.is_dir():
         for p in list_images(source):
-            yield p.name, _read_image(p)
+            image = _decode(p)
+            yield (p.name, image) if isinstance(image, np.ndarray) else (str(p), Unreadable(f"{p}: {image}"))
     elif source.suffix.lower() in IMAGE_SUFFIXES:
         yield source.name, _read_image(source)
     else:
@@ -42,11 +49,22 @@ def iter_source(source: Path) -> Iterator[tuple[str, np.ndarray]]:
         cap.release()
 
 
+def _decode(path: Path) -> np.ndarray | str:
+    """The image, or why it cannot be read. imdecode on the bytes, as edge/sources/images.py does: no OpenCV
+    warning lines on a bad file, only ours."""
+    try:
+        data = np.fromfile(path, dtype=np.uint8)
+    except OSError as e:
+        return f"cannot read image ({e.strerror or e})"
+    img = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
+    return "cannot decode image" if img is None else img
+
+
 def _read_image(path: Path) -> np.ndarray:
-    img = cv2.imread(str(path))
-    if img is None:
-        raise CctvkitError("cannot decode image", path, "pass a JPEG/PNG/BMP file")
-    return img
+    image = _decode(path)
+    if not isinstance(image, np.ndarray):
+        raise CctvkitError(image, path, "pass a JPEG/PNG/BMP file")
+    return image
 
 
 def cmd_detect(args: argparse.Namespace) -> int:
@@ -55,8 +73,13 @@ def cmd_detect(args: argparse.Namespace) -> int:
     source = Path(args.source)
     if not source.exists():
         raise CctvkitError("source not found", source, "pass an image, a folder of images or a video file")
-    n, t0 = 0, time.perf_counter()
+    n = skipped = 0
+    t0 = time.perf_counter()
     for name, frame in iter_source(source):
+        if isinstance(frame, Unreadable):
+            print(f"warning: {frame}, skipped", file=sys.stderr)
+            skipped += 1
+            continue
         record: dict[str, object] = {"frame": name}
         if isinstance(model, Detector):
             d = model.detect(frame)
@@ -68,10 +91,14 @@ def cmd_detect(args: argparse.Namespace) -> int:
         record["ms"] = round(model.timing.total_ms, 2)
         print(json.dumps(record))
         n += 1
+    if n == 0 and skipped:
+        raise CctvkitError(f"none of the {skipped} images could be read", source,
+                           "pass a folder with readable JPEG/PNG/BMP images")
     if n == 0:
         raise CctvkitError("no frames in source", source, "pass a non-empty source")
     fps = n / (time.perf_counter() - t0)
-    print(f"{n} frames, {fps:.1f} FPS (decode + inference + output)", file=sys.stderr)
+    print(f"{n} frames{f', {skipped} unreadable images skipped' if skipped else ''}, {fps:.1f} FPS "
+          "(decode + inference + output)", file=sys.stderr)
     return 0
 
 

@@ -9,6 +9,9 @@ stages, model files) must resolve, symlinks followed, inside the run directory; 
 that does not fails naming its key, whatever its sha256. The user's own files (the video, --labels, a
 teacher: `external_inputs`, `eval_labels`) are recorded by absolute path as provenance and are never
 opened through the manifest's resolver.
+
+Shape: loading checks every key the readers index (edge/manifest_shape.py; model entries by ModelSpec.from_json),
+so a hand-edited or truncated manifest fails at load with one line naming the key.
 """
 
 from __future__ import annotations
@@ -23,8 +26,9 @@ from typing import Any
 
 from edge.atomic import atomic_dir, atomic_write_text, sha256_file
 from edge.errors import CctvkitError
+from edge.manifest_shape import check_shape
 from edge.stages import MODELS_STAGE, STAGES, is_complete, stale_after
-from edge.types import ModelSpec
+from edge.types import ModelSpec, SpecError
 
 SCHEMA = "cctvkit.manifest"
 VERSION = 1
@@ -78,6 +82,9 @@ class Manifest:
         try:
             data = json.loads(path.read_text())
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+            if path.name != FILENAME:  # a video or model file passed where the run goes: say that, not "JSON"
+                raise CctvkitError("not a run directory nor its manifest.json", path,
+                                   "pass the run's folder (runs/<name>, the one holding manifest.json)") from None
             raise CctvkitError(
                 f"manifest is not valid JSON ({e})", path, "re-run the stage that wrote it"
             ) from e
@@ -90,6 +97,7 @@ class Manifest:
                 path,
                 "re-create the run with this cctvkit (`trainer demo --name NEW`)",
             )
+        check_shape(data, path)  # every key the readers index, before any of them does
         manifest = cls(path.parent, data)
         manifest.check_confined()
         return manifest
@@ -105,19 +113,16 @@ class Manifest:
         return full
 
     def check_confined(self) -> None:
-        """Every path this manifest can hand out resolves inside the run directory (see the module doc)."""
-        try:
-            for stage, entry in self.data.get("stages", {}).items():
-                for key, out in entry.get("outputs", {}).items():
-                    self.inside(out["path"], f"stages.{stage}.outputs.{key}")
-                for key, inp in entry.get("inputs", {}).items():
-                    if not Path(inp["path"]).is_absolute():  # absolute: the user's file, provenance only
-                        self.inside(inp["path"], f"stages.{stage}.inputs.{key}")
-            for name, model in self.data.get("models", {}).items():
-                self.inside(model["path"], f"models.{name}.path")
-        except (KeyError, TypeError, AttributeError) as e:
-            raise CctvkitError(f"manifest entry is malformed ({e!r})", self.path,
-                               "re-run the stage that wrote it") from None
+        """Every path this manifest can hand out resolves inside the run directory (see the module doc).
+        Its shape (check_shape at load, or a writer's own entries) is given."""
+        for stage, entry in self.data["stages"].items():
+            for key, out in entry["outputs"].items():
+                self.inside(out["path"], f"stages.{stage}.outputs.{key}")
+            for key, inp in entry.get("inputs", {}).items():
+                if not Path(inp["path"]).is_absolute():  # absolute: the user's file, provenance only
+                    self.inside(inp["path"], f"stages.{stage}.inputs.{key}")
+        for name, model in self.data["models"].items():
+            self.inside(model["path"], f"models.{name}.path")
 
     def save(self) -> Path:
         atomic_write_text(self.path, json.dumps(self.data, indent=2, sort_keys=False) + "\n")
@@ -250,8 +255,13 @@ class Manifest:
         self.data["models"][name] = d
 
     def models(self, task: str | None = None) -> dict[str, ModelSpec]:
-        out = {n: ModelSpec.from_json({k: v for k, v in d.items() if k != "extra_sha256"})
-               for n, d in self.data.get("models", {}).items()}
+        out = {}
+        for n, d in self.data.get("models", {}).items():
+            try:
+                out[n] = ModelSpec.from_json({k: v for k, v in d.items() if k != "extra_sha256"})
+            except SpecError as e:  # load checked the file; this is an entry changed in memory since
+                raise CctvkitError(f"manifest entry models.{n} is not a valid ModelSpec ({e})", self.path,
+                                   "re-run the export stage") from None
         return {n: s for n, s in out.items() if task is None or s.task == task}
 
     def model_path(self, name: str, verify: bool = True) -> Path:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
-from typing import Any, Literal
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, fields
+from numbers import Integral, Real
+from typing import Any, Literal, get_args
 
 import numpy as np
 
@@ -114,10 +116,89 @@ class ModelSpec:
         return d
 
     @classmethod
-    def from_json(cls, d: dict[str, Any]) -> ModelSpec:
-        d = dict(d)
-        d["imgsz"] = tuple(int(v) for v in d["imgsz"])
+    def from_json(cls, d: Any) -> ModelSpec:
+        """Strict: a missing, unknown or ill-typed key raises SpecError naming it. A spec comes from a manifest or
+        a YAML a person may have edited; failing here names the key instead of a KeyError in a backend."""
+        if not isinstance(d, dict):
+            raise SpecError("", f"a model spec must be an object of ModelSpec keys, not {kind_of(d)}")
+        known = [f.name for f in fields(cls)]
+        for key in d:
+            if key not in known:
+                raise SpecError(str(key), f"is not a ModelSpec key (known: {', '.join(known)})")
+        for key in _REQUIRED:
+            if key not in d:
+                raise SpecError(key, "is missing")
+        for key, value in d.items():
+            ok, wanted = _CHECKS[key]
+            if not ok(value):
+                raise SpecError(key, f"must be {wanted}, not {kind_of(value)} {value!r:.40}")
+        names = d["class_names"]
+        for key in ("person_class", "person_classes"):
+            ids = d.get(key, [])
+            if any(i >= len(names) for i in (ids if isinstance(ids, list) else [ids])):
+                raise SpecError(key, f"names a class beyond the {len(names)} of class_names")
+        out = dict(d)
+        out["imgsz"] = tuple(int(v) for v in d["imgsz"])
+        out["person_class"] = int(d.get("person_class", 0))
+        out["person_classes"] = [int(v) for v in d.get("person_classes", [])]
         for key in ("input_quant", "output_quant"):
             if d.get(key) is not None:
-                d[key] = QuantParams(**d[key])
-        return cls(**d)
+                out[key] = QuantParams(float(d[key]["scale"]), int(d[key]["zero_point"]))
+        return cls(**out)
+
+
+class SpecError(ValueError):
+    """A ModelSpec document with a missing, unknown or ill-typed key; `key` names it (empty: the whole spec)."""
+
+    def __init__(self, key: str, problem: str):
+        self.key = key
+        super().__init__(f"key '{key}' {problem}" if key else problem)
+
+
+def kind_of(value: Any) -> str:
+    """A JSON value's type in words, for error messages."""
+    return {dict: "an object", list: "a list", str: "a string", bool: "a boolean", type(None): "null"}.get(
+        type(value), f"a {type(value).__name__}")
+
+
+def _int(v: Any) -> bool:
+    return isinstance(v, Integral) and not isinstance(v, bool)
+
+
+def _list_of(ok: Callable[[Any], bool]) -> Callable[[Any], bool]:
+    return lambda v: isinstance(v, list) and all(ok(x) for x in v)
+
+
+def _quant(v: Any) -> bool:
+    return v is None or (isinstance(v, dict) and set(v) == {"scale", "zero_point"} and _int(v["zero_point"])
+                         and isinstance(v["scale"], Real) and not isinstance(v["scale"], bool))
+
+
+def _text(v: Any) -> bool:
+    return isinstance(v, str)
+
+
+_REQUIRED = ("task", "format", "precision", "path", "imgsz", "class_names")
+# key -> (check, what it must be: the error's wording)
+_CHECKS: dict[str, tuple[Callable[[Any], bool], str]] = {
+    "task": (lambda v: v in get_args(Task), f"one of {', '.join(get_args(Task))}"),
+    "format": (_text, "a string"),
+    "precision": (_text, "a string"),
+    "path": (lambda v: isinstance(v, str) and v != "", "a file path"),
+    "imgsz": (lambda v: isinstance(v, list | tuple) and len(v) == 2 and all(_int(x) and x > 0 for x in v),
+              "[height, width] in pixels"),
+    "class_names": (lambda v: _list_of(_text)(v) and len(v) > 0, "a non-empty list of class names"),
+    "person_class": (lambda v: _int(v) and v >= 0, "a class index"),
+    "layout": (lambda v: v in get_args(Layout), f"one of {', '.join(get_args(Layout))}"),
+    "input_dtype": (lambda v: v in get_args(DType), f"one of {', '.join(get_args(DType))}"),
+    "input_quant": (_quant, "null or {scale, zero_point}"),
+    "output_quant": (_quant, "null or {scale, zero_point}"),
+    "boxes_normalized": (lambda v: isinstance(v, bool), "true or false"),
+    "decoding": (_text, "a string"),
+    "sha256": (_text, "a string"),
+    "extra_files": (_list_of(_text), "a list of file names"),
+    "notes": (lambda v: isinstance(v, dict), "an object"),
+    "person_classes": (_list_of(lambda x: _int(x) and x >= 0), "a list of class indices"),
+}
+# A ModelSpec field without a check would fail from_json with a KeyError: keep the two in step.
+assert set(_CHECKS) == {f.name for f in fields(ModelSpec)}, "edge/types.py: _CHECKS must cover every ModelSpec field"

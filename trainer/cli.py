@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from rich.console import Console
@@ -13,7 +14,7 @@ from rich.table import Table
 from edge.atomic import atomic_dir
 from edge.config_errors import load_yaml_config
 from edge.errors import CctvkitError, run_command
-from edge.manifest import Manifest
+from edge.manifest import FILENAME, Manifest
 from edge.stages import IMPORT
 from trainer import pipeline
 from trainer.budget import after_training_reserve
@@ -174,15 +175,42 @@ def print_summary(manifest: Manifest) -> None:
     out.print(f"run directory: {manifest.run_dir}  (manifest: {manifest.path})")
 
 
-def _open_run(args: argparse.Namespace, create: bool = False) -> Manifest:
+def _run_dir(args: argparse.Namespace) -> Path:
+    """--run: a run directory (its manifest.json is taken for it); any other file is refused here, before
+    a stage tries to make folders below it."""
     run = Path(args.run)
-    if create and not (run / "manifest.json").exists():
-        pipeline.check_writable(run.parent)
-        m = Manifest.create(run, run.name)
-        run.mkdir(parents=True, exist_ok=True)
-        m.save()
-        return m
-    return Manifest.load(run)
+    if run.is_file() and run.name == FILENAME:
+        return run.parent
+    if run.exists() and not run.is_dir():
+        raise CctvkitError("--run names a file, not a run directory", run,
+                           "pass the run's folder (runs/<name>, the one holding manifest.json)")
+    return run
+
+
+RUN_NOT_WRITABLE = "make the run directory writable, or copy it to a writable place and pass that to --run"
+
+
+def _open_run(args: argparse.Namespace) -> Manifest:
+    """The existing run a stage writes into: loaded, and checked writable before the stage does its work."""
+    run = _run_dir(args)
+    manifest = Manifest.load(run)
+    pipeline.check_writable(run, RUN_NOT_WRITABLE)
+    return manifest
+
+
+def _scene_into_run(args: argparse.Namespace, call: Callable[[Manifest], object]) -> None:
+    """`trainer scene --run RUN`: into an existing run, or a new one that exists only once the scene is done
+    (a bad video leaves no run behind; a folder that was there before is never removed)."""
+    run = _run_dir(args)
+    if (run / FILENAME).exists():
+        call(_open_run(args))
+    elif run.is_dir():  # the user's own (empty) folder: write_stage saves the manifest once the stage is done
+        pipeline.check_writable(run, RUN_NOT_WRITABLE)
+        call(Manifest.create(run, run.name))
+    else:  # built beside its final name and renamed when complete, as `trainer demo` does
+        pipeline.check_writable(run.parent, "pass a --run whose parent folder is writable")
+        with atomic_dir(run) as tmp:
+            call(Manifest.create(tmp, run.name))
 
 
 def _export_options(p: argparse.ArgumentParser) -> None:
@@ -218,7 +246,7 @@ def cmd_stage(args: argparse.Namespace) -> int:
 
         video = resolve_demo_video(Path(args.video) if args.video else None)
         labels, teacher = _labels_dir(args), _teacher(args)
-        _scene_then_labels(_open_run(args, create=True), video, cfg, labels, progress, teacher)
+        _scene_into_run(args, lambda m: _scene_then_labels(m, video, cfg, labels, progress, teacher))
     else:
         manifest = _open_run(args)
         {"compose": pipeline.run_compose, "train": pipeline.run_train, "export": pipeline.run_export,

@@ -265,7 +265,8 @@ def run_eval(manifest: Manifest, cfg: PipelineConfig, progress: bool = True) -> 
     return manifest.write_stage("bench", body)
 
 
-def check_writable(runs_dir: Path) -> None:
+def check_writable(runs_dir: Path, fix: str = "pass a writable --runs-dir") -> None:
+    """Fail now, naming the folder, rather than after minutes of a stage's work."""
     try:
         runs_dir.mkdir(parents=True, exist_ok=True)
         probe = runs_dir / ".cctvkit-write-test"
@@ -273,4 +274,4 @@ def check_writable(runs_dir: Path) -> None:
         probe.unlink()
     except OSError as e:
         raise CctvkitError(f"output directory is not writable ({e.strerror})", runs_dir,
-                           "pass a writable --runs-dir") from None
+                           fix) from None

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -84,3 +85,100 @@ def test_unknown_config_key(tmp_path):
     proc = trainer("demo", "--config", str(cfg), "--video", "x.avi", "--runs-dir", str(tmp_path / "r"),
                    cwd=tmp_path)
     assert_one_line_error(proc, "c.yaml", "'train.epoch'", "detector_epochs")
+
+
+# --- issue 14 row 6: an unusable --run -------------------------------------------------------------------------
+SCENE_CFG = "scene: {plate_frames: 30, calib_frames: 40, scan_stride: 1, holdout_frames: 12}\n"
+
+
+def _walkers(tmp_path: Path) -> Path:
+    import synthetic_video
+
+    return synthetic_video.write_video(tmp_path / "walkers.avi")
+
+
+def _empty_run(run: Path) -> Path:
+    run.mkdir(parents=True)
+    (run / "manifest.json").write_text(json.dumps({"schema": "cctvkit.manifest", "version": 1, "run": run.name,
+                                                   "complete": False, "stages": {}, "models": {}}))
+    return run
+
+
+def test_read_only_run_directory(tmp_path):
+    from readonly_dir import read_only
+
+    video, run = _walkers(tmp_path), _empty_run(tmp_path / "runs" / "ro")
+    before = (run / "manifest.json").read_bytes()
+    with read_only(run):
+        proc = trainer("scene", "--run", str(run), "--video", str(video), "--no-progress", cwd=tmp_path)
+    assert_one_line_error(proc, str(run), "not writable", "--run")
+    assert sorted(p.name for p in run.iterdir()) == ["manifest.json"]
+    assert (run / "manifest.json").read_bytes() == before
+
+
+@pytest.mark.parametrize("stage", ["scene", "compose"])
+def test_run_that_names_a_file(tmp_path, stage):
+    video = _walkers(tmp_path)
+    proc = trainer(stage, "--run", str(video), *(["--video", str(video)] if stage == "scene" else []),
+                   cwd=tmp_path)
+    assert_one_line_error(proc, "walkers.avi", "--run names a file", "run's folder")
+
+
+@pytest.mark.parametrize(("where", "value", "key"), [
+    ([], "oops", "'stages'"),
+    (["scene"], ["a list"], "'stages.scene'"),
+    (["scene", "outputs", "plate.png"], {"sha256": "0" * 64}, "'stages.scene.outputs.plate.png.path'"),
+])
+def test_manifest_of_the_wrong_shape(tmp_path, where, value, key):
+    run = _empty_run(tmp_path / "runs" / "bad")
+    doc = json.loads((run / "manifest.json").read_text())
+    doc["stages"] = {"scene": {"outputs": {"plate.png": {"path": "scene/plate.png", "sha256": "0" * 64}}}}
+    node = doc["stages"]
+    for k in where[:-1]:
+        node = node[k]
+    if where:
+        node[where[-1]] = value
+    else:
+        doc["stages"] = value
+    (run / "manifest.json").write_text(json.dumps(doc))
+    proc = trainer("compose", "--run", str(run), cwd=tmp_path)
+    assert_one_line_error(proc, "manifest.json", f"manifest key {key}")
+
+
+# --- issue 14 row 8: a first stage that fails leaves no run ----------------------------------------------------
+@pytest.mark.parametrize("content", [b"", b"this is a text file, not a video\n"], ids=["zero-byte", "text"])
+def test_scene_on_an_unreadable_video_leaves_no_run(tmp_path, content):
+    bad = tmp_path / "bad.avi"
+    bad.write_bytes(content)
+    runs = tmp_path / "runs"
+    proc = trainer("scene", "--run", str(runs / "new"), "--video", str(bad), cwd=tmp_path)
+    assert_one_line_error(proc, "bad.avi")
+    assert no_run_left(runs)
+    mine = runs / "mine"  # a folder that was there before: kept, and nothing written into it
+    mine.mkdir()
+    proc = trainer("scene", "--run", str(mine), "--video", str(bad), cwd=tmp_path)
+    assert_one_line_error(proc, "bad.avi")
+    assert mine.is_dir() and list(mine.iterdir()) == []
+
+
+# --- issue 14 row 9: motion, but nobody to cut out -------------------------------------------------------------
+def test_scene_with_motion_but_no_person_is_refused(tmp_path):
+    import synthetic_video as sv
+
+    video = tmp_path / "vans.avi"  # two wide boxes driving across: movement the finder sees, no person
+    bg = sv.background()
+    vw = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), sv.FPS, (sv.W, sv.H))
+    for t in range(sv.N_FRAMES):
+        img = bg.copy()
+        for k, (y, colour) in enumerate(((130, (40, 30, 30)), (200, (30, 30, 90)))):
+            x = 10 + (t * 4 + 120 * k) % 250
+            cv2.rectangle(img, (x, y - 18), (x + 60, y), colour, -1)
+        vw.write(img)
+    vw.release()
+    cfg = tmp_path / "scene.yaml"
+    cfg.write_text(SCENE_CFG)
+    runs = tmp_path / "runs"
+    proc = trainer("scene", "--run", str(runs / "vans"), "--video", str(video), "--config", str(cfg),
+                   "--no-progress", cwd=tmp_path)
+    assert_one_line_error(proc, "vans.avi", "0 usable person cutouts", "trainer import")
+    assert no_run_left(runs)

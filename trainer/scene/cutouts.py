@@ -3,12 +3,14 @@ number spread over the training time, no near-duplicates from consecutive frames
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import json
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import cv2
 import numpy as np
 
+from edge.errors import CctvkitError
 from edge.sampling import spread
 from edge.stages import SceneOut
 from trainer.scene.people import PersonObservation
@@ -139,3 +141,47 @@ def save_cutouts(cutouts: list[Cutout], out_dir: Path) -> list[dict]:
             "score": round(float(c.score), 4),
         })
     return records
+
+
+# Compose keeps one cutout for training and one for validation (trainer/compose/scene.py): with fewer, every
+# stage after the scene would fail, so the scene stage refuses to finish instead.
+MIN_CUTOUTS = 2
+
+
+@dataclass
+class CutoutCollector:
+    """The scan's cutout candidates, judged clean by the orientation's size model (upright: perspective
+    height; "any": radial size), then spread, saved and indexed in cutouts.json."""
+
+    perspective: Perspective | None  # upright
+    size_model: RadialSize | None  # "any" orientation; None: upright
+    min_size: float  # params.min_cutout_px, lowered to 3/4 of the typical person when everyone is smaller
+    candidates: list[Cutout] = field(default_factory=list)
+    people_seen: int = 0
+    frames_seen: int = 0
+
+    def see(self, frame: np.ndarray, people: list[PersonObservation]) -> None:
+        shape = frame.shape[:2]
+        self.frames_seen += 1
+        self.people_seen += len(people)
+        for p in people:
+            ok = (is_clean(p, people, self.perspective, shape, min_height=self.min_size) if self.size_model is None
+                  else is_clean_any(p, people, self.size_model, shape, min_size=self.min_size))
+            if ok:
+                self.candidates.append(make_cutout(frame, p))
+
+    def save(self, out_dir: Path, limit: int, video: Path) -> list[dict]:
+        """At most `limit` cutouts written under out_dir with cutouts.json; CctvkitError when fewer than
+        MIN_CUTOUTS are usable (a video with motion but no whole, lone person in it)."""
+        chosen = select_spread(self.candidates, limit)
+        if len(chosen) < MIN_CUTOUTS:
+            found = (f"the scan found {self.people_seen} person-like shapes in {self.frames_seen} frames, "
+                     f"{len(self.candidates)} of them a whole person alone in view")
+            fix = (f"raise scene.max_cutouts (now {limit}) to at least {MIN_CUTOUTS}" if limit < MIN_CUTOUTS else
+                   "pass longer footage in which people walk through the view whole and one at a time, or train "
+                   "on your own labelled frames with `trainer import`")
+            raise CctvkitError(f"{len(chosen)} usable person cutouts, compose needs at least {MIN_CUTOUTS}: {found}",
+                               video, fix)
+        records = save_cutouts(chosen, out_dir)
+        (out_dir / SceneOut.cutouts_json.name).write_text(json.dumps(records, indent=1) + "\n")
+        return records

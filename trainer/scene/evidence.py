@@ -23,13 +23,21 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
 import cv2
 import numpy as np
+from rich.console import Console
 
+from edge.errors import CctvkitError
+from edge.sampling import spread_indices
 from edge.types import Detections
+from trainer.relabel.teacher import Teacher
+from trainer.scene.frames import iter_frames
+from trainer.scene.params import SceneParams
 from trainer.scene.perspective import Perspective
+from trainer.scene.plate import Plate
 
 MIN_WHOLE_SHARE = 0.3  # vtest ~0.9, thermal harbour 0.75, the concourse 0.10
 CROWD = 8.0  # finder people per frame from which the share is judged (vtest ~4, thermal 3.2, concourse 84)
@@ -160,3 +168,36 @@ def gather(frames: list[np.ndarray], plates: list[np.ndarray], detect: Callable[
            ) -> tuple[list[np.ndarray], list[int]]:
     """Whole-person boxes on the sample frames, and how many on each plate."""
     return [detect(f) for f in frames], [len(detect(p)) for p in plates]
+
+
+def judge_scene(video: Path, train: range, params: SceneParams, plates: list[Plate], persp: Perspective | None,
+                sources: dict[str, int], n_scan: int, teacher: Teacher | None) -> dict:
+    """The checks above on a built scene (build_scene's evidence step); weak evidence raises
+    CctvkitError unless params.accept_weak_evidence, which marks the scene low-confidence instead."""
+    unseen = check_unseen(plates, params.plate)  # pixel statistics: needs no person detector
+    if persp is None and teacher is None:
+        doc = judge([unseen])
+        doc["why"] = ("a camera looking down: no upright whole-person detector to check the people against "
+                      "(pass a teacher); only the plate is checked")
+        if doc["verdict"] == "ok":
+            doc["verdict"] = "unchecked"
+    else:
+        detector = WholePersonDetector(teacher)
+        idx = spread_indices(train.start, train.stop, params.evidence_frames)
+        frames = [f for _, f in iter_frames(video, idx)]
+        whole, ghosts = gather(frames, [p.image for p in plates], detector)
+        per_frame = sum(sources.values()) / max(n_scan, 1)
+        checks = [check_ghosts(ghosts, detector.name), unseen, check_counts(per_frame, whole, detector.name)]
+        if persp is not None:
+            checks = [check_whole_share(sources, per_frame), check_perspective(whole, persp, detector.name),
+                      *checks]
+        doc = judge(checks)
+        doc["detector"] = detector.name
+    if doc["verdict"] == "weak":
+        what, fix = weak_message(doc, teacher is not None)
+        if not params.accept_weak_evidence:
+            raise CctvkitError(what, video, fix)
+        doc["low_confidence"] = True
+        Console(stderr=True).print(f"[yellow]scene: LOW CONFIDENCE[/] {what} (accepted: scene.accept_weak_evidence)",
+                                   highlight=False, soft_wrap=True)
+    return doc

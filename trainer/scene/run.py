@@ -7,8 +7,9 @@ Steps (each timed in scene.json):
   calibrate  find people without any size prior, fit the perspective (height vs foot row); for a camera
              looking down ("any" orientation, the fallback of "auto") the size by distance from the centre
   scan       every k-th training frame with the perspective-aware finder: pseudo-labelled frames,
-             cutout candidates, foot points
-  scene      refit the perspective on the scan, walkable area, cutouts, overview.png
+             cutouts (fewer than 2 usable stop the stage: compose could not run), foot points
+  scene      refit the perspective on the scan, walkable area, overview.png
+  evidence   the scene's self-check (trainer/scene/evidence.py: judge_scene)
   holdout    every k-th held-out frame, pseudo-labelled by the same finder
 The held-out part is never used for a plate, the perspective, the cutouts or the training frames; each
 held-out frame is judged against the training plate that fits it best.
@@ -33,7 +34,7 @@ from edge.stages import SceneOut
 from trainer.relabel.teacher import Teacher
 from trainer.scene import evidence as ev
 from trainer.scene.anyscene import any_perspective_json, fit_any, row_model, size_of, width_ratio_any
-from trainer.scene.cutouts import is_clean, is_clean_any, make_cutout, save_cutouts, select_spread
+from trainer.scene.cutouts import CutoutCollector
 from trainer.scene.distractors import DistractorBank
 from trainer.scene.frames import VideoInfo, iter_frames, open_video
 from trainer.scene.overview import draw_overview
@@ -66,39 +67,6 @@ def _labels_note(upright: bool, teacher: Teacher | None, taught_mode: str) -> st
     if taught_mode == "teacher":
         return f"pseudo (teacher {teacher.path.name})"
     return f"pseudo (teacher {teacher.path.name}, plus the finder's boxes it does not cover: {note[8:-1]})"
-
-
-def _judge_evidence(video: Path, train: range, params: SceneParams, plates: list[Plate],
-                    persp: Perspective | None, sources: dict[str, int], n_scan: int,
-                    teacher: Teacher | None) -> dict:
-    """trainer/scene/evidence.py's checks; weak evidence raises unless params.accept_weak_evidence."""
-    unseen = ev.check_unseen(plates, params.plate)  # pixel statistics: needs no person detector
-    if persp is None and teacher is None:
-        doc = ev.judge([unseen])
-        doc["why"] = ("a camera looking down: no upright whole-person detector to check the people against "
-                      "(pass a teacher); only the plate is checked")
-        if doc["verdict"] == "ok":
-            doc["verdict"] = "unchecked"
-    else:
-        detector = ev.WholePersonDetector(teacher)
-        idx = spread_indices(train.start, train.stop, params.evidence_frames)
-        frames = [f for _, f in iter_frames(video, idx)]
-        whole, ghosts = ev.gather(frames, [p.image for p in plates], detector)
-        per_frame = sum(sources.values()) / max(n_scan, 1)
-        checks = [ev.check_ghosts(ghosts, detector.name), unseen, ev.check_counts(per_frame, whole, detector.name)]
-        if persp is not None:
-            checks = [ev.check_whole_share(sources, per_frame), ev.check_perspective(whole, persp, detector.name),
-                      *checks]
-        doc = ev.judge(checks)
-        doc["detector"] = detector.name
-    if doc["verdict"] == "weak":
-        what, fix = ev.weak_message(doc, teacher is not None)
-        if not params.accept_weak_evidence:
-            raise CctvkitError(what, video, fix)
-        doc["low_confidence"] = True
-        Console(stderr=True).print(f"[yellow]scene: LOW CONFIDENCE[/] {what} (accepted: scene.accept_weak_evidence)",
-                                   highlight=False, soft_wrap=True)
-    return doc
 
 
 def split_video(info: VideoInfo, params: SceneParams) -> tuple[range, range]:
@@ -285,17 +253,12 @@ def build_scene(video: Path, out_dir: Path, params: SceneParams, progress: bool 
     else:
         finders = [AnyPersonFinder(p, params, size0) for p in plates]
     typical_h = float(np.median([size_of(p) for p, ok in zip(usable0, inl0, strict=True) if ok]))
-    min_cutout = min(float(params.min_cutout_px), 0.75 * typical_h)
-
-    def clean(p: PersonObservation, people: list[PersonObservation], shape: tuple[int, int]) -> bool:
-        if size0 is None:
-            return is_clean(p, people, persp0, shape, min_height=min_cutout)
-        return is_clean_any(p, people, size0, shape, min_size=min_cutout)
+    cutouts = CutoutCollector(persp0 if size0 is None else None, size0,
+                              min(float(params.min_cutout_px), 0.75 * typical_h))
     scan_idx = list(range(train.start, train.stop, params.scan_stride))
     label_idx = set(spread_indices(0, len(scan_idx), params.train_frames))
     label_idx = {scan_idx[k] for k in label_idx}
     scanned: list[PersonObservation] = []
-    candidates = []
     distractors = DistractorBank(params.max_distractors)
     n_train_boxes = 0
     with task_progress("scan training part", len(scan_idx), progress) as advance:
@@ -310,7 +273,7 @@ def build_scene(video: Path, out_dir: Path, params: SceneParams, progress: bool 
                 taught.see(i, frame, _boxes(people), i in label_idx)
             # a blob a found person (or the teacher's) touches is no hard negative
             distractors.see(i, frame, finder.rejected, _boxes(people) if taught is None else taught.also(people))
-            candidates.extend(make_cutout(frame, p) for p in people if clean(p, people, frame.shape[:2]))
+            cutouts.see(frame, people)
             advance()
     teacher_summary = None
     if taught is not None:  # the labelled frames' labels become the teacher's, fused with the finder's
@@ -318,6 +281,8 @@ def build_scene(video: Path, out_dir: Path, params: SceneParams, progress: bool 
         for i, boxes in taught_labels.items():
             _write_labels(out_dir, SceneOut.frames.name, i, boxes, (info.height, info.width))
         n_train_boxes = teacher_summary["label_boxes"]
+    # Refused here, before the evidence check and the held-out pass: without cutouts compose cannot run.
+    records = cutouts.save(out_dir, params.max_cutouts, video)
     t = lap("scan", t)
 
     size = None
@@ -334,9 +299,6 @@ def build_scene(video: Path, out_dir: Path, params: SceneParams, progress: bool 
     feet = np.array([p.foot for p in usable], np.float64).reshape(-1, 2)
     walk = walkable_mask(feet[inliers], (info.height, info.width), persp, width_ratio)
     _imwrite(out_dir / SceneOut.walkable.name, walk)
-    cutouts = select_spread(candidates, params.max_cutouts)
-    records = save_cutouts(cutouts, out_dir)
-    (out_dir / SceneOut.cutouts_json.name).write_text(json.dumps(records, indent=1) + "\n")
     distractor_summary = distractors.save(out_dir)
     _imwrite(out_dir / SceneOut.overview.name, draw_overview(plate.image, walk, feet, inliers, persp, width_ratio,
                                                         "height" if size is None else "length"))
@@ -346,7 +308,7 @@ def build_scene(video: Path, out_dir: Path, params: SceneParams, progress: bool 
     for p in scanned:
         sources[p.source] = sources.get(p.source, 0) + 1
     # Not `evidence`: that name holds the orientation choice's evidence, which scene.json also reports.
-    scene_evidence = _judge_evidence(video, train, params, plates, persp if size is None else None, sources,
+    scene_evidence = ev.judge_scene(video, train, params, plates, persp if size is None else None, sources,
                                      len(scan_idx), teacher)
     t = lap("evidence", t)
 
@@ -402,7 +364,7 @@ def build_scene(video: Path, out_dir: Path, params: SceneParams, progress: bool 
         "n_holdout": n_hold_frames,
         "n_holdout_boxes": n_hold_boxes,
         "n_cutouts": len(records),
-        "n_cutout_candidates": len(candidates),
+        "n_cutout_candidates": len(cutouts.candidates),
         "distractors": distractor_summary,
         "people_per_scanned_frame": round(len(scanned) / max(len(scan_idx), 1), 3),
         "detections_by_source": sources,
