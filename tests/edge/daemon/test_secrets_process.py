@@ -8,87 +8,34 @@ frames proves the password reached OpenCV's FFmpeg unmasked while everything pri
 from __future__ import annotations
 
 import json
-import re
 import time
-import urllib.error
-import urllib.request
-from pathlib import Path
 
-from daemon_helpers import (
-    DaemonProcess,
-    NotifyListener,
-    base_config,
-    bright_then_dark,
-    make_run,
-    write_config,
-    write_video,
-)
+from daemon_helpers import DaemonProcess, http_get, metric, start_ready, stream_config, wait_for
 from sources_media import MjpegServer
 
 SECRET = "S3cretPw"  # distinctive: it cannot turn up in a log line by chance
 USER = "admin"
 
 
-def get(url: str) -> tuple[int, str]:
-    try:
-        with urllib.request.urlopen(url, timeout=5) as r:
-            return r.status, r.read().decode()
-    except urllib.error.HTTPError as e:
-        return e.code, e.read().decode()
-
-
-def wait_for(cond, timeout: float) -> bool:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if cond():
-            return True
-        time.sleep(0.1)
-    return bool(cond())
-
-
-def stream_config(tmp_path: Path, url: str, **sections: object) -> Path:
-    run = make_run(tmp_path / "run")
-    video = write_video(tmp_path / "unused.avi", bright_then_dark(1, 0))  # base_config wants one
-    doc = base_config(run, video,
-                      source={"type": "stream", "url": url, "open_timeout_s": 2, "read_timeout_s": 1},
-                      capture={"backoff_initial_s": 0.1, "backoff_max_s": 0.3},
-                      http={"healthz_max_age_s": 0.5}, **sections)
-    del doc["source"]["path"]  # the file source's key, merged in by base_config
-    return write_config(tmp_path / "edge.yaml", doc)
-
-
-def start(cfg: Path, notify: NotifyListener, env: dict[str, str] | None = None) -> tuple[DaemonProcess, int]:
-    d = DaemonProcess(cfg, env={"NOTIFY_SOCKET": str(notify.path), **(env or {})})
-    ready = notify.wait_for("READY=1", timeout=30)
-    if ready is None:
-        d.kill()
-        raise AssertionError(d.log)
-    m = re.search(r"http port (\d+)", ready)
-    assert m, ready
-    return d, int(m.group(1))
-
-
 def frames_processed(port: int) -> float:
-    _, text = get(f"http://127.0.0.1:{port}/metrics")
-    m = re.search(r"^cctvkit_frames_processed_total (\S+)$", text, re.MULTILINE)
-    return float(m.group(1)) if m else 0.0
+    return metric(port, "cctvkit_frames_processed") or 0.0
 
 
 def test_a_password_in_the_url_stays_out_of_the_log_and_healthz(tmp_path, notify):
     server = MjpegServer(fps=20, auth=(USER, SECRET)).start()
     url = f"http://{USER}:{SECRET}@127.0.0.1:{server.port}/video.mjpg?user={USER}&password={SECRET}"
-    d, port = start(stream_config(tmp_path, url), notify)
+    d, port = start_ready(stream_config(tmp_path, url), notify)
     try:
         # The credentials reached the camera: frames flow and /healthz is happy.
         assert wait_for(lambda: frames_processed(port) >= 3, 10), d.log
-        code, body = get(f"http://127.0.0.1:{port}/healthz")
+        code, body = http_get(f"http://127.0.0.1:{port}/healthz")
         assert code == 200, body
         assert SECRET not in body
 
         server.kill()  # the camera goes away: /healthz now quotes the source's last error, URL and all
-        assert wait_for(lambda: get(f"http://127.0.0.1:{port}/healthz")[0] == 503, 10), d.log
+        assert wait_for(lambda: http_get(f"http://127.0.0.1:{port}/healthz")[0] == 503, 10), d.log
         time.sleep(0.5)  # a few failed re-opens: their errors quote the URL too
-        code, body = get(f"http://127.0.0.1:{port}/healthz")
+        code, body = http_get(f"http://127.0.0.1:{port}/healthz")
         reason = json.loads(body)["reason"]
         assert code == 503 and "no frame from the camera" in reason, body
         assert f"http://{USER}:***@127.0.0.1:{server.port}/video.mjpg?user={USER}&password=***" in reason, reason
@@ -124,11 +71,11 @@ def test_a_config_error_does_not_echo_the_password(tmp_path, notify):
 def test_env_reference_supplies_the_camera_password(tmp_path, notify):
     server = MjpegServer(fps=20, auth=(USER, SECRET)).start()
     url = f"http://{USER}:${{CAM_PASSWORD}}@127.0.0.1:{server.port}/video.mjpg"
-    d, port = start(stream_config(tmp_path, url), notify, env={"CAM_PASSWORD": SECRET})
+    d, port = start_ready(stream_config(tmp_path, url), notify, env={"CAM_PASSWORD": SECRET})
     try:
         # Only the expanded password gets past the camera's basic auth (a literal ${CAM_PASSWORD} is a 401).
         assert wait_for(lambda: frames_processed(port) >= 3, 10), d.log
-        assert get(f"http://127.0.0.1:{port}/healthz")[0] == 200
+        assert http_get(f"http://127.0.0.1:{port}/healthz")[0] == 200
         code, _ = d.terminate(timeout=5)
         assert code == 0, d.log
     finally:
