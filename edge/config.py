@@ -43,7 +43,8 @@ A string value may take a secret from the environment: `url: rtsp://admin:${CAM_
       max_total_mb: 100          # delete the oldest files beyond this total
       keep: 10                   # and beyond this many rotated files
       detection_interval_s: 0.0  # at most one detection event per interval (0: every frame with a person)
-      leave_after_s: 2.0         # no person for this long -> a "left" presence event
+      leave_after_s: 2.0         # no person for this long -> a "left" presence event (camera lost or
+                                 #   daemon stopping: "left" at once, with reason camera_lost/shutdown)
       flush_every_s: 1.0         # SQLite commits at most this often (JSONL lines are written at once)
     http:
       enabled: true
