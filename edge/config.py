@@ -2,6 +2,8 @@
 
 Every section rejects unknown keys; a mistake is reported on one line naming the YAML key and the fix.
 Relative paths are taken relative to the directory of the config file (systemd starts services in /).
+A string value may take a secret from the environment: `url: rtsp://admin:${CAM_PASSWORD}@cam/stream`
+(edge/envsubst.py; `$${` is a literal `${`); the systemd unit reads them from /etc/cctvkit/edge.env.
 
     model:                       # a model of a run (its sha256 is checked against the manifest) ...
       manifest: runs/site1       #   run directory or its manifest.json
@@ -41,7 +43,8 @@ Relative paths are taken relative to the directory of the config file (systemd s
       max_total_mb: 100          # delete the oldest files beyond this total
       keep: 10                   # and beyond this many rotated files
       detection_interval_s: 0.0  # at most one detection event per interval (0: every frame with a person)
-      leave_after_s: 2.0         # no person for this long -> a "left" presence event
+      leave_after_s: 2.0         # no person for this long -> a "left" presence event (camera lost or
+                                 #   daemon stopping: "left" at once, with reason camera_lost/shutdown)
       flush_every_s: 1.0         # SQLite commits at most this often (JSONL lines are written at once)
     http:
       enabled: true
@@ -64,10 +67,10 @@ import os
 from pathlib import Path
 from typing import Literal, Self
 
-import yaml
-from pydantic import Field, model_validator
+from pydantic import Field, ValidationError, model_validator
 
-from edge.config_errors import load_yaml_config
+from edge.config_errors import describe_validation_error, read_yaml_mapping
+from edge.envsubst import expand_env
 from edge.sources import SourceConfig, parse_source_config
 from edge.strict import Strict
 
@@ -201,15 +204,18 @@ class DaemonConfig(Strict):
 
 
 def load_config(path: str | Path) -> DaemonConfig:
-    """Read and validate edge.yaml; CctvkitError naming the YAML key on any mistake."""
+    """Read edge.yaml, expand ${NAME} from the environment (edge/envsubst.py) and validate it;
+    CctvkitError naming the YAML key on any mistake."""
     path = Path(path)
-    try:
-        doc = yaml.safe_load(path.read_text())
-    except (OSError, yaml.YAMLError):
-        doc = None  # load_yaml_config below reports it
-    if isinstance(doc, dict) and isinstance(doc.get("source"), dict):
+    # Expanded on the parsed values, not the file's text: a secret holding ':' or '#' cannot change
+    # the YAML's structure, and an error names the key the reference sits under.
+    doc = expand_env(read_yaml_mapping(path), path)
+    if isinstance(doc.get("source"), dict):
         # The sources' own parser names a bad key of the chosen plug-in ("unknown key 'pathh' for a file
         # source -- use one of: path, loop, ...") where pydantic's union error would only say "source".
         parse_source_config(doc["source"], origin=f"{path}: source")
-    cfg: DaemonConfig = load_yaml_config(path, DaemonConfig)
+    try:
+        cfg = DaemonConfig.model_validate(doc)
+    except ValidationError as e:
+        raise describe_validation_error(e, DaemonConfig, path) from None
     return cfg.resolved(path.resolve().parent)

@@ -9,6 +9,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from edge.errors import CctvkitError
+from edge.redact import shown_value
 
 
 def _fields_at(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
@@ -34,9 +35,10 @@ def describe_validation_error(err: ValidationError, model: type[BaseModel], sour
         return CctvkitError(f"unknown key '{key}'", source, fix)
     if kind == "missing":
         return CctvkitError(f"missing key '{key}'", source, "add it")
-    value = first.get("input")
+    # Echoed masked: a camera URL's password, a secret-named key's value (edge/redact.py).
+    value = shown_value(first.get("input"), key)
     more = f" (and {len(err.errors()) - 1} more problems)" if len(err.errors()) > 1 else ""
-    return CctvkitError(f"key '{key}' = {value!r}: {first.get('msg', 'invalid')}{more}", source, "fix that value")
+    return CctvkitError(f"key '{key}' = {value}: {first.get('msg', 'invalid')}{more}", source, "fix that value")
 
 
 def read_yaml_mapping(path: str | Path, example: str = "see the example config in README.md") -> dict[str, Any]:

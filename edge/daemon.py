@@ -30,7 +30,9 @@ from edge.httpd import MetricsServer
 from edge.metrics.prometheus import DaemonMetrics
 from edge.metrics.system import SystemMonitor
 from edge.motion import MotionGate
-from edge.records import Event, PresenceTracker, RecordSink, RotationPolicy, open_records
+from edge.presence import EndReason, Presence
+from edge.records import Event, RecordSink, RotationPolicy, open_records
+from edge.redact import RedactingFormatter, mask_text
 from edge.sdnotify import Notifier, WatchdogPinger, watchdog_interval
 from edge.sources import Capture, Source, make_source
 from edge.workers import POLL_S, Result, WorkerError, WorkerPool
@@ -93,7 +95,7 @@ class Daemon:
         self.metrics: DaemonMetrics | None = None
         self.gate: MotionGate | None = None
         self._source_text = ""
-        self._books = _Books(cfg.records.leave_after_s)
+        self._books = _Books(Presence(cfg.records.leave_after_s, self._record))
 
     # ---- start-up ---------------------------------------------------------------------------------
     def setup(self) -> None:
@@ -182,6 +184,8 @@ class Daemon:
             last = self.capture.last_error if self.capture is not None else None
             details["reason"] = (f"no frame from the camera for {frame_age:.1f} s (limit {max_age:g} s)"
                                  + (f": {last}" if last else ""))
+        if "reason" in details:  # it quotes the source's last error, which may hold its URL
+            details["reason"] = mask_text(details["reason"])
         return "reason" not in details, details
 
     # ---- the loop ---------------------------------------------------------------------------------
@@ -212,7 +216,7 @@ class Daemon:
         # With workers, pings stop once a worker has shown no life for WatchdogSec; an idle worker beats at
         # least every 2 x POLL_S, so a shorter WatchdogSec must not read idle as stuck.
         stale_s = None if self.pool is None or interval is None else max(interval, 4 * POLL_S)
-        self._books = _Books(self.cfg.records.leave_after_s, stale_s)
+        self._books = _Books(Presence(self.cfg.records.leave_after_s, self._record, self.metrics.persons), stale_s)
         self.metrics.ready.set(1)
         port = f", http port {self.http.port}" if self.http is not None else ""
         log.info("ready: %s%s%s", self._source_text, port,
@@ -235,7 +239,11 @@ class Daemon:
         """Per loop turn: liveness for /healthz and the watchdog, periodic flush and STATUS. `alive_since`:
         the workers' oldest heartbeat (pool only): the loop is only as alive as its slowest worker."""
         st, b = self.state, self._books
-        assert self.metrics is not None and self.sink is not None
+        assert self.metrics is not None and self.sink is not None and self.capture is not None
+        cam = self.capture.stats
+        if b.presence.camera_failed(cam.disconnects):  # the camera failed: nobody seen until it is back
+            b.newest = max(b.newest, cam.captured - 1)  # frames from before the loss must not re-open it
+            self._end_presence("camera_lost")
         st.last_loop = now if alive_since is None else min(now, alive_since)
         self.metrics.last_loop.set(time.time() - (now - st.last_loop))
         if b.stale_s is None or now - st.last_loop < b.stale_s:
@@ -303,7 +311,7 @@ class Daemon:
             st.skipped += 1
             m.frames_motion_skipped.inc()
             m.inference_seconds_saved.inc(st.latency_ema_s)
-            self._presence(st.persons, r.index, now)
+            b.presence.still(r.index, now)
             m.fps.set(b.frames.rate(now))
             return
         t = r.timing
@@ -316,7 +324,6 @@ class Daemon:
         m.frames_processed.inc()
         if newest:
             st.persons = r.count
-            m.persons.set(r.count)
         b.inferred.tick(now)
         m.fps.set(b.frames.rate(now))
         m.inference_fps.set(b.inferred.rate(now))
@@ -325,14 +332,16 @@ class Daemon:
             self.sink.write(r.event)
             b.last_det_event = now
         if newest:
-            self._presence(r.count, r.index, now)
+            b.presence.seen(r.count, r.index, now)
         m.stage_seconds.labels("record").inc(time.perf_counter() - t0)
 
-    def _presence(self, count: int, index: int, now: float) -> None:
-        change = self._books.presence.update(count, now)
-        if change is not None and self.sink is not None:
-            log.info("person %s (frame %d, %d in view)", change, index, count)
-            self.sink.write(Event("presence", time.time(), index, count, state=change))
+    def _record(self, event: Event) -> None:
+        if self.sink is not None:
+            self.sink.write(event)
+
+    def _end_presence(self, reason: EndReason) -> None:
+        self.state.persons = 0
+        self._books.presence.end(reason, self._books.newest)
 
     def _status(self, fps: float) -> None:
         text = f"{fps:.1f} fps, {self.state.processed} frames processed, {self.state.persons} in view"
@@ -354,6 +363,7 @@ class Daemon:
             if self.metrics is not None and self.sink is not None:
                 for r in self.pool.drain():  # frames already inferred: book and record them too
                     self._apply(r, time.monotonic())
+        self._end_presence("shutdown")  # before the records close: the last record says they are gone
         if self.sink is not None:
             self.sink.flush()
             self.sink.close()
@@ -377,8 +387,8 @@ class Daemon:
 class _Books:
     """The loop's running bookkeeping between turns (presence, rates, throttles); main thread only."""
 
-    def __init__(self, leave_after_s: float, stale_s: float | None = None):
-        self.presence = PresenceTracker(leave_after_s)
+    def __init__(self, presence: Presence, stale_s: float | None = None):
+        self.presence = presence
         self.frames, self.inferred = RateMeter(), RateMeter()
         self.last_flush = self.last_status = time.monotonic()
         self.last_det_event = float("-inf")
@@ -404,8 +414,11 @@ def run_daemon(cfg: DaemonConfig) -> int:
 
 
 def setup_logging(level: str) -> None:
-    # systemd's journal adds its own time stamps; keep the line short and greppable.
-    logging.basicConfig(level=level.upper(), format="%(levelname)s %(name)s: %(message)s", force=True)
+    # systemd's journal adds its own time stamps; keep the line short and greppable. Every line has its
+    # URLs masked (edge/redact.py): a library's exception text may quote a camera URL with its password.
+    handler = logging.StreamHandler()
+    handler.setFormatter(RedactingFormatter("%(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=level.upper(), handlers=[handler], force=True)
 
 
 __all__ = ["Daemon", "RateMeter", "infer_frame", "load_model", "run_daemon", "setup_logging"]

@@ -7,6 +7,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from edge.redact import mask_text
+
 
 class CctvkitError(Exception):
     """A problem with the user's input, phrased as 'what is wrong (file): what to do'."""
@@ -27,7 +29,8 @@ def run_command(func: Callable[[Any], int], args: Any) -> int:
     try:
         return int(func(args))
     except CctvkitError as e:
-        print(f"error: {e}", file=sys.stderr)
+        # Masked once more here, the last stop: a message may quote a camera URL from anywhere.
+        print(f"error: {mask_text(str(e))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

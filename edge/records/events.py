@@ -11,7 +11,8 @@ Kind = Literal["detection", "presence"]
 @dataclass(frozen=True)
 class Event:
     """kind "detection": a processed frame with persons in it (boxes in frame pixels xyxy);
-    kind "presence": state "appeared" when the first person shows up, "left" when the last one has gone."""
+    kind "presence": state "appeared" when the first person shows up, "left" when the last one has gone;
+    a "left" because nothing can be seen any more has a reason ("camera_lost", "shutdown": edge/presence.py)."""
 
     kind: Kind
     ts: float  # wall-clock seconds since the epoch (time.time()), so records line up with camera footage
@@ -22,6 +23,7 @@ class Event:
     scores: list[float] = field(default_factory=list)
     state: str | None = None  # presence events only
     person_prob: float | None = None  # classifier models only
+    reason: str | None = None  # presence "left" events that were not a person walking out of view
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -52,3 +54,8 @@ class PresenceTracker:
             self.present = False
             return "left"
         return None
+
+    def reset(self) -> bool:
+        """Forget everyone (nothing can be seen any more); True if someone was present."""
+        was, self.present, self._last_seen = self.present, False, float("-inf")
+        return was

@@ -2,6 +2,9 @@
 
 A commit per event would cost an fsync each on an SD card; rows are committed at most every
 `commit_every_s` and always on flush() (which the daemon calls at shutdown).
+
+A database from before a column existed is opened as it is and gains the column (NULL in its old rows),
+so an upgrade keeps the history and old queries keep working.
 """
 
 from __future__ import annotations
@@ -26,10 +29,13 @@ CREATE TABLE IF NOT EXISTS events (
     state TEXT,                -- 'appeared' | 'left' for presence events
     person_prob REAL,
     boxes TEXT NOT NULL,       -- JSON [[x1, y1, x2, y2], ...] in frame pixels
-    scores TEXT NOT NULL       -- JSON [score, ...]
+    scores TEXT NOT NULL,      -- JSON [score, ...]
+    reason TEXT                -- why a presence ended without a person leaving: 'camera_lost' | 'shutdown'
 );
 CREATE INDEX IF NOT EXISTS events_ts ON events (ts);
 """
+# Columns added after the first release: (name, SQL type), added to an older database on open.
+ADDED_COLUMNS = (("reason", "TEXT"),)
 
 
 class SqliteRecorder(Recorder):
@@ -47,6 +53,10 @@ class SqliteRecorder(Recorder):
         # run on a thread, in tests); its user serialises every call.
         self._db = sqlite3.connect(self.path, timeout=1.0, check_same_thread=False)
         self._db.executescript(SCHEMA)
+        have = {row[1] for row in self._db.execute("PRAGMA table_info(events)")}
+        for name, kind in ADDED_COLUMNS:
+            if name not in have:
+                self._db.execute(f"ALTER TABLE events ADD COLUMN {name} {kind}")
         self._db.commit()
 
     def _close(self) -> None:
@@ -62,10 +72,10 @@ class SqliteRecorder(Recorder):
         assert self._db is not None
         try:
             self._db.execute(
-                "INSERT INTO events (ts, kind, frame, count, latency_ms, state, person_prob, boxes, scores)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO events (ts, kind, frame, count, latency_ms, state, person_prob, boxes, scores,"
+                " reason) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (event.ts, event.kind, event.frame, event.count, event.latency_ms, event.state,
-                 event.person_prob, json.dumps(event.boxes), json.dumps(event.scores)),
+                 event.person_prob, json.dumps(event.boxes), json.dumps(event.scores), event.reason),
             )
         except sqlite3.Error:
             # SQLITE_FULL can abort the whole open transaction: start the next batch from a clean state.

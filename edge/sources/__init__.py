@@ -14,6 +14,7 @@ from typing import Annotated, Any
 from pydantic import Field, TypeAdapter, ValidationError
 
 from edge.errors import CctvkitError
+from edge.redact import shown_value
 from edge.sources.base import (
     CaptureStats,
     CorruptFrame,
@@ -81,7 +82,7 @@ def parse_source_config(data: Mapping[str, Any], origin: str = "source") -> Any:
         valid = ", ".join(f for f in SOURCES[kind].Config.model_fields if f != "type")
         if first.get("type") == "extra_forbidden":
             raise CctvkitError(f"unknown key '{key}' for a {kind} source", origin, f"use one of: {valid}") from None
-        what = f"'{key}' = {first.get('input')!r} of a {kind} source" if key else f"a {kind} source"
+        what = f"'{key}' = {shown_value(first.get('input'), key)} of a {kind} source" if key else f"a {kind} source"
         raise CctvkitError(f"{what}: {first.get('msg', 'invalid')}", origin, "fix that value") from None
 
 

@@ -11,29 +11,19 @@ from __future__ import annotations
 import os
 import threading
 from typing import Literal
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 import cv2
 import numpy as np
 from pydantic import Field, field_validator
 
+from edge.redact import mask_url  # every URL this module prints goes through it
 from edge.sources.base import Source, SourceConfigBase, SourceError
 
 SCHEMES = ("rtsp", "rtsps", "http", "https")
 FFMPEG_OPTIONS_ENV = "OPENCV_FFMPEG_CAPTURE_OPTIONS"
 # OpenCV reads the options from the environment at open time, which is process-wide: one open at a time.
 _ENV_LOCK = threading.Lock()
-
-
-def mask_url(url: str) -> str:
-    """The URL with its password replaced, for logs."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    host = parts.hostname or ""
-    if parts.port:
-        host = f"{host}:{parts.port}"
-    return urlunsplit(parts._replace(netloc=f"{parts.username}:***@{host}"))
 
 
 class StreamConfig(SourceConfigBase):

@@ -4,11 +4,16 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from daemon_helpers import NotifyListener
+
+# The process tests run the daemon against the source tests' real MJPEG camera (sources_media.py); that
+# folder is on sys.path only when its own tests are collected too.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "sources"))
 
 
 @pytest.fixture

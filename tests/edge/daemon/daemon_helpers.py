@@ -5,11 +5,15 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import signal
 import socket
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -219,6 +223,54 @@ class DaemonProcess:
         if self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait()
+
+
+def stream_config(tmp_path: Path, url: str, **sections: Any) -> Path:
+    """edge.yaml for a stream camera at `url` (quick reconnects, /healthz failing after 0.5 s without a
+    frame), in tmp_path with the brightness detector's run."""
+    run = make_run(tmp_path / "run")
+    doc = base_config(run, tmp_path / "unused.avi",
+                      source={"type": "stream", "url": url, "open_timeout_s": 2, "read_timeout_s": 1},
+                      capture={"backoff_initial_s": 0.1, "backoff_max_s": 0.3},
+                      http={"healthz_max_age_s": 0.5}, **sections)
+    del doc["source"]["path"]  # the file source's key, merged in by base_config
+    return write_config(tmp_path / "edge.yaml", doc)
+
+
+def start_ready(cfg: Path, notify: NotifyListener, env: dict[str, str] | None = None) -> tuple[DaemonProcess, int]:
+    """`edge run` started and READY=1 received; (the process, its HTTP port)."""
+    d = DaemonProcess(cfg, env={"NOTIFY_SOCKET": str(notify.path), **(env or {})})
+    ready = notify.wait_for("READY=1", timeout=30)
+    if ready is None:
+        d.kill()
+        raise AssertionError(d.log)
+    m = re.search(r"http port (\d+)", ready)
+    assert m, ready
+    return d, int(m.group(1))
+
+
+def http_get(url: str) -> tuple[int, str]:
+    try:
+        with urllib.request.urlopen(url, timeout=5) as r:
+            return r.status, r.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read().decode()
+
+
+def metric(port: int, name: str) -> float | None:
+    """One unlabelled sample of the daemon's /metrics (counters with _total), None if absent."""
+    _, text = http_get(f"http://127.0.0.1:{port}/metrics")
+    m = re.search(rf"^{re.escape(name)}(?:_total)? (\S+)$", text, re.MULTILINE)
+    return float(m.group(1)) if m else None
+
+
+def wait_for(cond: Callable[[], object], timeout: float, every: float = 0.1) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if cond():
+            return True
+        time.sleep(every)
+    return bool(cond())
 
 
 def fill(directory: Path) -> Path:

@@ -168,3 +168,40 @@ def test_a_torn_jsonl_tail_is_cut_back_to_the_last_whole_line_on_open(tmp_path):
     rec.close()
     assert [d["frame"] for d in jsonl_lines([live])] == [0, 1, 2]
     assert rec.torn_bytes == len(b'{"kind":"detection","t":17000')
+
+
+# The events table as the first release created it, before presence records had a `reason` column.
+OLD_SCHEMA = """
+CREATE TABLE events (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, ts REAL NOT NULL, kind TEXT NOT NULL, frame INTEGER NOT NULL,
+    count INTEGER NOT NULL, latency_ms REAL, state TEXT, person_prob REAL, boxes TEXT NOT NULL,
+    scores TEXT NOT NULL
+);
+CREATE INDEX events_ts ON events (ts);
+"""
+
+
+def test_sqlite_of_the_old_schema_gains_the_reason_column_and_keeps_its_rows(tmp_path):
+    """Issue 14 row 3: an upgraded daemon opens the records database of the previous release as it is
+    (history kept, old rows' reason NULL) and writes presence ends with their reason into it."""
+    path = tmp_path / "ev.db"
+    with contextlib.closing(sqlite3.connect(path)) as db:
+        db.executescript(OLD_SCHEMA)
+        db.executemany("INSERT INTO events (ts, kind, frame, count, latency_ms, state, person_prob, boxes, scores)"
+                       " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                       [(1.7e9, "presence", 3, 1, None, "appeared", None, "[]", "[]"),
+                        (1.7e9 + 1, "detection", 4, 1, 9.0, None, None, "[[1, 2, 3, 4]]", "[0.9]")])
+        db.commit()
+    rec = SqliteRecorder(path)
+    rec.write(Event("presence", 1.7e9 + 2, 5, 0, state="left", reason="camera_lost"))
+    rec.write(Event("presence", 1.7e9 + 3, 9, 1, state="appeared"))
+    rec.flush()
+    rec.close()
+    rec = SqliteRecorder(path)  # a second open of the migrated file adds nothing twice
+    rec.close()
+    with contextlib.closing(sqlite3.connect(path)) as db:
+        columns = [row[1] for row in db.execute("PRAGMA table_info(events)")]
+        rows = db.execute("SELECT id, kind, frame, state, boxes, reason FROM events ORDER BY id").fetchall()
+    assert columns.count("reason") == 1
+    assert rows == [(1, "presence", 3, "appeared", "[]", None), (2, "detection", 4, None, "[[1, 2, 3, 4]]", None),
+                    (3, "presence", 5, "left", "[]", "camera_lost"), (4, "presence", 9, "appeared", "[]", None)]

@@ -6,6 +6,7 @@ can tell which frame it got without trusting the code under test.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import socket
 import threading
@@ -55,14 +56,19 @@ class MjpegServer:
     """multipart/x-mixed-replace MJPEG over HTTP on 127.0.0.1, like an IP camera's /video.mjpg.
 
     kill() cuts every open connection for real (TCP shutdown + close) and closes the listening socket;
-    start() on the same port brings the "camera" back. `shade` lets a test tell the two lives apart."""
+    start() on the same port brings the "camera" back. `shade` lets a test tell the two lives apart.
+    auth=(user, password): HTTP basic auth as IP cameras do it (401 with a challenge, then the credentials);
+    `refused` counts the requests turned away."""
 
-    def __init__(self, port: int = 0, fps: float = 50.0, shade: int = 90, max_frames: int = 5000):
+    def __init__(self, port: int = 0, fps: float = 50.0, shade: int = 90, max_frames: int = 5000,
+                 auth: tuple[str, str] | None = None):
         self.port = port
         self.fps = fps
         self.shade = shade
         self.max_frames = max_frames
         self.stall_after: int | None = None  # stop sending (but keep the socket open) after N frames
+        self.auth = auth
+        self.refused = 0
         self._server: ThreadingHTTPServer | None = None
         self._conns: list[socket.socket] = []
         self._lock = threading.Lock()
@@ -81,6 +87,15 @@ class MjpegServer:
                 pass
 
             def do_GET(self) -> None:
+                if outer.auth is not None:
+                    expected = "Basic " + base64.b64encode(":".join(outer.auth).encode()).decode()
+                    if self.headers.get("Authorization") != expected:
+                        outer.refused += 1
+                        self.send_response(401)
+                        self.send_header("WWW-Authenticate", 'Basic realm="camera"')
+                        self.send_header("Content-Length", "0")
+                        self.end_headers()
+                        return
                 with outer._lock:
                     outer._conns.append(self.connection)
                 self.send_response(200)
