@@ -10,7 +10,9 @@ An Ultralytics .pt is a pickle, and a pickle can run any code while it is read. 
    classes an Ultralytics checkpoint is made of allowed (torch.nn / ultralytics.nn modules, the classifier's
    torchvision transforms). A pickle that names anything else (os.system, builtins.exec, ...) is refused
    before any of it runs. export/offline.py also turns on Ultralytics' own weights-only loading
-   (ULTRALYTICS_SAFE_LOAD), so the load Ultralytics does after this check is restricted as well.
+   (ULTRALYTICS_SAFE_LOAD), so the load Ultralytics does after this check is restricted as well. That
+   matters beyond the class list: a weights-only pickle may still call an allowed class (a model's
+   constructor with a crafted config), and Ultralytics' restricted mode builds models without eval().
 
 Check 1 stops a file changed behind the manifest's back; check 2 stops a crafted file even when the
 manifest was rewritten to match it (whoever can write the run folder can write its manifest too).
