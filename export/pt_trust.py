@@ -85,7 +85,7 @@ def check_weights_only(path: Path, shown: Path | None = None) -> None:
     except Exception as e:  # not a torch zip archive: an old torch.save format or not torch at all
         raise CctvkitError(f"cannot load the weights: not a PyTorch checkpoint archive ({type(e).__name__})",
                            shown, "re-train or re-copy the .pt file") from e
-    entries = []
+    entries: list[Any] = []  # (class, "module.Name"): the name as the pickle spells it
     for name in names:
         obj = _allowed(name)
         if obj is None:
