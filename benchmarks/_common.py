@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -10,6 +12,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from edge.atomic import atomic_write_text, sha256_file
 from edge.backends import spec_from_onnx
 from edge.errors import CctvkitError
 from edge.manifest import Manifest
@@ -82,19 +85,45 @@ def onnx_case(path: Path) -> Case:
     return Case(f"{path.name} @{spec.imgsz[0]}", path, spec)
 
 
-def exported_case(run_dir: Path, imgsz: int, work_dir: Path) -> Case:
-    """The run's trained detector.pt exported to ONNX at `imgsz` (reused when already exported from the
-    same .pt), for sizes the run did not export itself."""
-    from export.onnx_export import export_onnx
+def bench_cache(work_dir: Path | None = None) -> Path:
+    """Where exports are cached, mode 0700: `work_dir`, default <cache>/bench, <cache> being $CCTVKIT_CACHE,
+    $XDG_CACHE_HOME/cctvkit or ~/.cache/cctvkit. Not /tmp: anyone can create files there, and a planted
+    .onnx would be benchmarked as ours."""
+    from export.offline import cache_dir
 
-    manifest = Manifest.load(run_dir)
-    pt = manifest.output("train", "detector.pt")
-    out = work_dir / f"{run_dir.name}-detector-{imgsz}.onnx"
-    if out.is_file() and out.stat().st_mtime >= pt.stat().st_mtime:
+    d = Path(work_dir) if work_dir is not None else cache_dir() / "bench"
+    d.mkdir(parents=True, exist_ok=True, mode=0o700)
+    st = d.lstat()
+    if d.is_symlink() or st.st_uid != os.getuid():
+        raise CctvkitError("the export cache is a link or another user's folder", d, "remove it or pass --work-dir")
+    d.chmod(0o700)  # mkdir's mode is masked by the umask and leaves an existing folder as it was
+    return d
+
+
+def exported_case(run_dir: Path, imgsz: int, work_dir: Path | None = None) -> Case:
+    """The run's trained detector.pt exported to ONNX at `imgsz`, for sizes the run did not export itself.
+
+    Cached in bench_cache() under a key of what determines the file (the .pt's recorded sha256, task,
+    imgsz, opset), beside a record of the .onnx's own sha256: an entry is reused only when the file still
+    hashes to its record, and rebuilt otherwise (a tampered, truncated or planted file is never used)."""
+    from export.onnx_export import OPSET, export_onnx
+    from export.pt_trust import recorded_pt
+
+    pt, pt_sha = recorded_pt(Manifest.load(run_dir), "detector.pt")
+    params = {"source_sha256": pt_sha, "task": "detect", "imgsz": int(imgsz), "opset": OPSET}
+    key = hashlib.sha256(json.dumps(params, sort_keys=True).encode()).hexdigest()[:32]
+    cache = bench_cache(work_dir)
+    out, record = cache / f"detector-{imgsz}-{key}.onnx", cache / f"detector-{imgsz}-{key}.json"
+    try:
+        fresh = json.loads(record.read_text())
+        reuse = fresh["params"] == params and out.is_file() and sha256_file(out) == fresh["sha256"]
+    except (OSError, ValueError, KeyError, TypeError):
+        reuse = False  # no record, or a broken one: build again
+    if reuse:
         spec = spec_from_onnx(out)
     else:
-        work_dir.mkdir(parents=True, exist_ok=True)
-        spec = export_onnx(pt, out, task="detect", imgsz=imgsz)
+        spec = export_onnx(pt, out, task="detect", imgsz=imgsz, sha256=pt_sha)  # renamed into place whole
+        atomic_write_text(record, json.dumps({"params": params, "sha256": sha256_file(out)}, indent=2))
     spec = ModelSpec.from_json({**spec.to_json(), "path": str(out)})
     return Case(f"{pt.name} exported @{imgsz}", out, spec)
 

@@ -338,7 +338,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=[640],
         help="also export the run's detector.pt at these sizes (default 640; none: --sizes)",
     )
-    p.add_argument("--work-dir", type=Path, default=Path("/tmp/cctvkit-bench"), help="where exports go")
+    p.add_argument("--work-dir", type=Path, default=None, help="export cache (default ~/.cache/cctvkit/bench)")
     p.add_argument("--frames", type=int, default=150, help="frames per loop per round")
     p.add_argument("--rounds", type=int, default=2, help="alternating rounds (ABBA order)")
     p.add_argument("--threads", type=int, default=default_threads(), help="ONNX Runtime intra-op threads")

@@ -264,6 +264,7 @@ def export_litert(
     precisions: Sequence[str] = PRECISIONS,
     int8_scheme: str | None = None,
     progress: bool = False,
+    sha256: str | None = None,
 ) -> list[tuple[str, ModelSpec, list[Path]]]:
     """Export an Ultralytics .pt to LiteRT; returns [(precision label, ModelSpec, [file])] in `precisions`
     order, labels from PRECISIONS ("fullint8" has spec.precision "int8" and int8 input/output).
@@ -274,12 +275,13 @@ def export_litert(
     (boxes_normalized, checked against PyTorch) + class scores, or (1, nc) probabilities.
     int8_scheme: what the "int8" file quantises (INT8_SCHEMES); default "conv" for detectors, "all" for
     classifiers (no detect head to keep float, and equal accuracy on the demo); "fullint8" is always "all".
+    sha256: what the run's train stage recorded for pt_path; checked on the private copy that is loaded.
     """
     from export.offline import load_model
 
     pt_path, out_dir = Path(pt_path), Path(out_dir)
     int8_scheme = _check_choices(precisions, int8_scheme, task)
-    (h, w), class_names = check_person_model(pt_path, task, imgsz)
+    (h, w), class_names = check_person_model(pt_path, task, imgsz, sha256)
     quantized = [p for p in precisions if p in ("int8", "fullint8")]
     if quantized and len(calib_images) < MIN_IMAGES:
         raise CctvkitError(
@@ -294,7 +296,8 @@ def export_litert(
     try:
         local_pt = tmp / "model.pt"
         shutil.copy2(pt_path, local_pt)
-        produced, calls = _convert_fp32(load_model(task, local_pt), pt_path, (h, w), progress)
+        produced, calls = _convert_fp32(load_model(task, local_pt, sha256=sha256, shown=pt_path), pt_path,
+                                        (h, w), progress)
         metadata = zipfile.ZipFile(produced).read("metadata.json") if zipfile.is_zipfile(produced) else None
         base = ModelSpec(
             task=task,  # type: ignore[arg-type]
@@ -323,7 +326,7 @@ def export_litert(
             else np.random.default_rng(0).uniform(0, 1, (1, h, w, 3)).astype(np.float32)
         )
         interp32 = _interpreter(produced, finals["fp32"])
-        torch_model = load_model(task, local_pt).model.float().eval()
+        torch_model = load_model(task, local_pt, sha256=sha256, shown=pt_path).model.float().eval()
         normalized, err = check_fp32_against_torch(
             _run(interp32, x), _torch_output(torch_model, x), task, (h, w), pt_path
         )

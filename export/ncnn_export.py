@@ -144,6 +144,7 @@ def export_ncnn(
     fp16: bool = False,
     name: str | None = None,
     progress: bool = False,
+    sha256: str | None = None,
 ) -> ModelSpec:
     """Export an Ultralytics .pt to ncnn at a fixed input size; returns its ModelSpec.
 
@@ -154,11 +155,12 @@ def export_ncnn(
     ncnn drops the batch axis, the edge backend puts it back.
     fp16 stores the weights as float16 (half the file) and marks the spec precision "fp16", which makes
     the edge backend turn on ncnn's fp16 storage/arithmetic (fast on the Pi 5's ARMv8.2 cores).
+    sha256: what the run's train stage recorded for pt_path; checked on the private copy that is loaded.
     """
     from export.offline import load_model, verbosity
 
     pt_path, out_dir = Path(pt_path), Path(out_dir)
-    (h, w), class_names = check_person_model(pt_path, task, imgsz)
+    (h, w), class_names = check_person_model(pt_path, task, imgsz, sha256)
     precision = "fp16" if fp16 else "fp32"
     name = name or f"{pt_path.stem}-{precision}"
     param_out, bin_out = out_dir / f"{name}.param", out_dir / f"{name}.bin"
@@ -167,7 +169,7 @@ def export_ncnn(
     try:
         local_pt = tmp / "model.pt"
         shutil.copy2(pt_path, local_pt)
-        model = load_model(task, local_pt)
+        model = load_model(task, local_pt, sha256=sha256, shown=pt_path)  # the bytes that are loaded
         with verbosity(progress), warnings.catch_warnings():
             warnings.filterwarnings("ignore", category=FutureWarning, module="torch")  # jit deprecation notes
             ts = Path(

@@ -11,6 +11,8 @@ run before the first `import ultralytics`:
 - YOLO_OFFLINE=1      `is_online()` returns False without any DNS lookup; ONLINE gates events,
                       Sentry, pip-update checks and auto-install.
 - YOLO_AUTOINSTALL=0  `check_requirements` never runs pip.
+- ULTRALYTICS_SAFE_LOAD=1  every checkpoint Ultralytics reads is loaded weights-only (known model classes,
+                      no eval of model yaml strings); export/pt_trust.py checks each .pt before that.
 - YOLO_CONFIG_DIR     settings.json and fonts live in our cache (<cache>/ultralytics/Ultralytics/),
                       never in ~/.config/Ultralytics.
 - settings.json       written before import: sync=False (no events, no Sentry), no integrations
@@ -73,9 +75,13 @@ class _DropKnownNoise(logging.Filter):
 
 
 def cache_dir() -> Path:
-    """cctvkit's cache root: $CCTVKIT_CACHE, else ~/.cache/cctvkit."""
+    """cctvkit's cache root: $CCTVKIT_CACHE, else $XDG_CACHE_HOME/cctvkit, else ~/.cache/cctvkit."""
     env = os.environ.get("CCTVKIT_CACHE")
-    return Path(env).expanduser() if env else Path.home() / ".cache" / "cctvkit"
+    if env:
+        return Path(env).expanduser()
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    # The XDG spec ignores a relative XDG_CACHE_HOME: it would put the cache wherever the command runs.
+    return (Path(xdg) if xdg and Path(xdg).is_absolute() else Path.home() / ".cache") / "cctvkit"
 
 
 def config_dir() -> Path:
@@ -149,6 +155,7 @@ def configure() -> Any:
     late = "ultralytics" in sys.modules
     os.environ["YOLO_OFFLINE"] = "1"
     os.environ["YOLO_AUTOINSTALL"] = "0"
+    os.environ["ULTRALYTICS_SAFE_LOAD"] = "1"  # a .pt is a pickle: never unpickle one in full (pt_trust.py)
     os.environ["YOLO_CONFIG_DIR"] = str(config_dir())
     os.environ.pop("ULTRALYTICS_API_KEY", None)  # would stream training to the Ultralytics Platform
     _prepare_user_dir(user_config_dir())
@@ -165,6 +172,9 @@ def configure() -> Any:
         )  # the user's own settings stay as they are
         uu.ONLINE = uchecks.ONLINE = False
         uu.AUTOINSTALL = uchecks.AUTOINSTALL = False
+        import ultralytics.nn.tasks as utasks
+
+        uu.SAFE_LOAD = utasks.SAFE_LOAD = True  # read at import like the rest; a version without it ignores it
         logging.getLogger(__name__).warning(
             "ultralytics was imported before export.offline.configure(); patched it to stay offline"
         )
@@ -229,33 +239,40 @@ def verbosity(verbose: bool) -> Iterator[None]:
         set_verbose(False)
 
 
-def load_model(task: str, weights: Path | None = None, arch: str | None = None) -> Any:
+def load_model(task: str, weights: Path | None = None, arch: str | None = None, *, sha256: str | None = None,
+               shown: Path | None = None) -> Any:
     """A YOLO model for `task`: from local weights, else a fresh architecture from its yaml (no download):
     `arch` (a detector: one of DETECTOR_ARCHS) or the task's default (yolo11n).
 
     A missing or unreadable .pt is a CctvkitError; a name like 'yolo11n.pt' is never looked up online.
+    Every .pt passes export/pt_trust.py first: weights-only, and `sha256` (what the run's train stage
+    recorded) when given. `shown`: the file errors name (the user's, when `weights` is a private copy).
     """
     if task not in ARCH_YAML:
         raise CctvkitError(f"unknown task '{task}'", fix=f"choose one of: {', '.join(ARCH_YAML)}")
     YOLO = ultralytics_yolo()
     if weights is None:
         return YOLO(f"{arch}.yaml" if arch and task == "detect" else ARCH_YAML[task], task=task)
+    from export.pt_trust import check_pt
+
     weights = Path(weights)
+    shown = shown or weights
     if not weights.is_file():
-        raise CctvkitError("weights file not found", weights, "pass an existing local .pt file")
+        raise CctvkitError("weights file not found", shown, "pass an existing local .pt file")
     if weights.suffix != ".pt":
-        raise CctvkitError("weights must be an Ultralytics .pt file", weights, "pass a .pt file")
+        raise CctvkitError("weights must be an Ultralytics .pt file", shown, "pass a .pt file")
+    check_pt(weights, sha256, shown)
     try:
         model = YOLO(str(weights.resolve()))
     except Exception as e:  # torch/pickle raise many types for a corrupt file
         detail = (str(e).splitlines() or [""])[0].replace(str(weights.resolve()), "<file>")
         raise CctvkitError(
             f"cannot load the weights ({type(e).__name__}: {detail.replace('ERROR ❌️', '').strip()[:200]})",
-            weights,
+            shown,
             "re-train or re-copy the .pt file",
         ) from e
     if model.task != task:
         raise CctvkitError(
-            f"weights are a '{model.task}' model, expected '{task}'", weights, f"pass a {task} .pt file"
+            f"weights are a '{model.task}' model, expected '{task}'", shown, f"pass a {task} .pt file"
         )
     return model

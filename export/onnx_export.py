@@ -19,9 +19,11 @@ TASKS = ("detect", "classify")
 STRIDES = (8, 16, 32)  # YOLO11 detect head levels (P3-P5)
 
 
-def check_person_model(pt_path: Path, task: str, imgsz: int | tuple[int, int]) -> tuple[tuple[int, int], list[str]]:
-    """Before any exporter writes a byte: the task is known, the .pt loads and has a 'person' class.
-    Returns ((h, w), class names); errors name the user's file."""
+def check_person_model(pt_path: Path, task: str, imgsz: int | tuple[int, int],
+                       sha256: str | None = None) -> tuple[tuple[int, int], list[str]]:
+    """Before any exporter writes a byte: the task is known, the .pt loads (weights-only, and with the
+    train stage's `sha256` when given) and has a 'person' class. Returns ((h, w), class names); errors
+    name the user's file."""
     from export.offline import load_model
 
     if task not in TASKS:
@@ -29,7 +31,7 @@ def check_person_model(pt_path: Path, task: str, imgsz: int | tuple[int, int]) -
     hw = _imgsz(imgsz, task)
     if not Path(pt_path).is_file():
         raise CctvkitError("model file not found", pt_path, "train first (`trainer train`)")
-    names_map = load_model(task, Path(pt_path)).names
+    names_map = load_model(task, Path(pt_path), sha256=sha256).names
     class_names = [str(names_map[k]) for k in sorted(names_map)]
     if "person" not in class_names:
         raise CctvkitError(
@@ -97,23 +99,25 @@ def export_onnx(
     imgsz: int | tuple[int, int],
     opset: int = OPSET,
     progress: bool = False,
+    sha256: str | None = None,
 ) -> ModelSpec:
     """Export an Ultralytics .pt to ONNX FP32 at a fixed input size; returns its ModelSpec.
 
     ModelSpec.path is out_path's file name (the caller makes it run-relative). Input: float32 NCHW RGB
     0..1 (letterboxed for detect, squashed for classify). Output: raw head (1, 4+nc, anchors) cx,cy,w,h in
     input pixels + per-class scores, or (1, nc) softmax probabilities.
+    sha256: what the run's train stage recorded for pt_path; checked on the private copy that is loaded.
     """
     from export.offline import load_model, verbosity
 
     pt_path, out_path = Path(pt_path), Path(out_path)
-    (h, w), class_names = check_person_model(pt_path, task, imgsz)
+    (h, w), class_names = check_person_model(pt_path, task, imgsz, sha256)
     out_path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_path.name}.", dir=out_path.parent))
     try:
         local_pt = tmp / "model.pt"
         shutil.copy2(pt_path, local_pt)
-        model = load_model(task, local_pt)
+        model = load_model(task, local_pt, sha256=sha256, shown=pt_path)  # the bytes that are loaded
         with verbosity(progress):
             produced = Path(
                 model.export(

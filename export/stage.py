@@ -23,6 +23,7 @@ from edge.stages import DataSetOut, dataset_stage
 from edge.types import ModelSpec
 from export.formats import ExportedModel, ExportFormat, TrainedModel, formats_to_export
 from export.params import ExportParams
+from export.pt_trust import check_pt, recorded_pt
 from export.verify import Candidate, VerifyParams, check_failed, frames_for, verify_export, verify_summary
 
 STAGE = "export"  # the stage's folder in the run directory; the manifest's model paths start with it
@@ -64,8 +65,10 @@ class ExportStage:
         format exportable here, the verification frames readable (a bad --labels fails at once)."""
         from export.verify_data import load_verify_set
 
-        trained = [TrainedModel(tag, manifest.output("train", pt), task, trained_imgsz(manifest, size_key))
+        trained = [TrainedModel(tag, *recorded_pt(manifest, pt), task, trained_imgsz(manifest, size_key))
                    for tag, pt, task, size_key, _ in JOBS]
+        for model in trained:  # a crafted or swapped .pt is refused here, before any format is tried
+            check_pt(model.weights, model.sha256)
         data_stage = dataset_stage(manifest.data["stages"])  # compose, or import for imported data sets
         roots = {tag: manifest.output(data_stage, folder) / sub for tag, _, _, _, (folder, sub) in JOBS}
         formats = formats_to_export(params.formats)
@@ -114,7 +117,7 @@ class ExportStage:
 
         assert self.verify_set is not None
         t0 = time.perf_counter()
-        weights = {m.task: m.weights for m in self.trained}
+        weights = {m.task: (m.weights, m.sha256) for m in self.trained}
         self.report = verify_export(candidates, weights, self.verify_set, self.verify, run=self.run_name,
                                     progress=self.progress)
         files = write_verify_reports(self.report, out)

@@ -28,6 +28,7 @@ from edge.eval import EVAL_CONF, LabelledSet, classifier_accuracy, detector_accu
 from edge.manifest import Manifest
 from edge.sampling import spread
 from edge.types import Detections, ModelSpec, person_class_ids
+from export.pt_trust import recorded_pt
 
 if TYPE_CHECKING:
     from export.params import ExportParams
@@ -156,6 +157,7 @@ def _edge_row(
 
 def _pytorch_row(
     pt: Path,
+    sha256: str,  # what the train stage recorded for pt: load_model refuses other bytes
     spec: ModelSpec,
     vset: LabelledSet,
     threads: list[int],
@@ -169,7 +171,7 @@ def _pytorch_row(
 
     from export.offline import load_model
 
-    yolo = load_model(spec.task, pt)
+    yolo = load_model(spec.task, pt, sha256=sha256)
     names = [str(yolo.names[k]) for k in sorted(yolo.names)]
     person = names.index("person")
     persons = person_class_ids(names) or [person]  # a two-class person model: both, one class to NMS
@@ -310,14 +312,14 @@ def frames_for(task: str, vset: LabelledSet) -> list[np.ndarray]:
 
 def verify_export(
     candidates: Sequence[Candidate],
-    weights: Mapping[str, Path],
+    weights: Mapping[str, tuple[Path, str]],
     vset: LabelledSet,
     params: VerifyParams,
     *,
     run: str | None = None,
     progress: bool = True,
 ) -> dict[str, Any]:
-    """The report (a JSON-able dict) on the candidates against the trained weights (task -> .pt);
+    """The report (a JSON-able dict) on the candidates against the trained weights (task -> (.pt, sha256));
     report["failures"] lists the INT8 models beyond params.max_drop (and models the edge runtime cannot run)."""
     threads = sorted({int(t) for t in params.threads})
     conf, iou = params.conf, params.iou
@@ -327,7 +329,7 @@ def verify_export(
         if not mine:
             continue
         timing = spread(frames_for(task, vset), params.timing_frames)
-        rows.append(_pytorch_row(weights[task], mine[0].spec, vset, threads, timing, conf, iou, progress))
+        rows.append(_pytorch_row(*weights[task], mine[0].spec, vset, threads, timing, conf, iou, progress))
         for c in mine:
             try:
                 rows.append(_edge_row(c, vset, threads, timing, conf, iou, progress))
@@ -369,7 +371,7 @@ def verify_recorded(
         recorded = manifest.data["models"][name]
         expected = {Path(specs[name].path).name: recorded["sha256"], **recorded.get("extra_sha256", {})}
         candidates.append(Candidate(name, specs[name], manifest.run_dir / specs[name].path, expected))
-    weights = {task: manifest.output("train", key) for task, key in PT_OUTPUT.items()
+    weights = {task: recorded_pt(manifest, key) for task, key in PT_OUTPUT.items()
                if any(specs[n].task == task for n in names)}
     return verify_export(candidates, weights, vset, params, run=manifest.data.get("run"), progress=progress)
 

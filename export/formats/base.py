@@ -22,6 +22,7 @@ class TrainedModel:
 
     tag: str  # "detector" | "classifier": the prefix of its files and of its manifest model names
     weights: Path
+    sha256: str  # what the train stage recorded: the exporters load only these bytes (export/pt_trust.py)
     task: str  # "detect" | "classify"
     imgsz: int
 

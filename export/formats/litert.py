@@ -47,5 +47,5 @@ class LiteRTFormat(ExportFormat):
         from export.litert_export import export_litert  # imports ONNX Runtime: only when exporting
 
         made = export_litert(model.weights, out, task=model.task, imgsz=model.imgsz, calib_images=calib,
-                             name_prefix=model.tag)
+                             name_prefix=model.tag, sha256=model.sha256)
         return [ExportedModel(variant, spec, files) for variant, spec, files in made]

@@ -26,7 +26,8 @@ class NcnnFormat(ExportFormat):
         from export.ncnn_export import export_ncnn
         from export.ncnn_int8 import quantize_ncnn_int8
 
-        spec32 = export_ncnn(model.weights, out, task=model.task, imgsz=model.imgsz, name=f"{model.tag}-ncnn-fp32")
+        spec32 = export_ncnn(model.weights, out, task=model.task, imgsz=model.imgsz, name=f"{model.tag}-ncnn-fp32",
+                             sha256=model.sha256)
         spec8 = quantize_ncnn_int8(out / spec32.path, out / spec32.extra_files[0], out, spec32, calib,
                                    name=f"{model.tag}-ncnn-int8")
         return [ExportedModel(variant, spec, [out / spec.path, out / spec.extra_files[0]])

@@ -27,7 +27,7 @@ class OnnxFormat(ExportFormat):
         from export.onnx_int8 import quantize_onnx_int8
 
         fp32_path = out / f"{model.tag}-fp32.onnx"
-        spec32 = export_onnx(model.weights, fp32_path, task=model.task, imgsz=model.imgsz)
+        spec32 = export_onnx(model.weights, fp32_path, task=model.task, imgsz=model.imgsz, sha256=model.sha256)
         int8_path = out / f"{model.tag}-int8.onnx"
         spec8 = quantize_onnx_int8(fp32_path, int8_path, spec32, calib, activation_type=params.activation_type,
                                    method=params.method, progress=progress)

@@ -162,6 +162,7 @@ def score_rounds(m: Any, rounds: list[dict[str, Any]], split: ExperimentSplit, c
     """Each self-training round's labels (against the real labels of the training frames) and detector (on
     the test set, exported to FP32 ONNX and scored like the arm's verify row)."""
     from export.onnx_export import export_onnx
+    from export.pt_trust import recorded_pt
 
     imgsz = int(m.stage("train")["params"]["detector_imgsz"])
     out = []
@@ -172,7 +173,8 @@ def score_rounds(m: Any, rounds: list[dict[str, Any]], split: ExperimentSplit, c
             what = ("the scene's pseudo-labels" if k == 0 else f"round {k}'s relabelled frames") + \
                 " of training frames against their real labels, IoU 0.5"
             onnx = Path(tmp) / f"round-{k}.onnx"
-            spec = export_onnx(m.output("train", f"detector-round-{k}.pt"), onnx, task="detect", imgsz=imgsz)
+            pt, sha256 = recorded_pt(m, f"detector-round-{k}.pt")
+            spec = export_onnx(pt, onnx, task="detect", imgsz=imgsz, sha256=sha256)
             out.append({"round": k, "epochs": r["epochs"],
                         "labels": pseudo_label_quality(m.run_dir / "scene", split, labels_dir, what),
                         "detector": score_model_file(spec, onnx, cfg, f"round {k}", progress)})
