@@ -12,6 +12,8 @@ import time
 import urllib.error
 import urllib.request
 
+from http_flood import IdleFlood, ServerProcess
+
 from edge.httpd import MAX_CONNECTIONS, READ_TIMEOUT_S, MetricsServer
 
 
@@ -83,3 +85,30 @@ def test_no_version_banner_and_no_exception_text_in_a_500():
         assert "Python" not in headers.get("Server", "") and "BaseHTTP" not in headers.get("Server", "")
     finally:
         server.stop()
+
+
+def test_scrapes_get_through_a_flood_of_idle_connections_with_threads_and_fds_bounded():
+    # Row 1: 300 idle connections, each one the server drops replaced at once. A refusing cap let idle
+    # clients hold every slot (2 of 30 scrapes failed); the oldest idle one is evicted for a new one instead.
+    server = ServerProcess()
+    try:
+        threads0, fds0 = server.threads(), server.fds()
+        with IdleFlood(server.port, 300) as flood:
+            while flood.connects < 300:
+                time.sleep(0.05)
+            threads, fds, took = [], [], []
+            for _ in range(20):
+                t0 = time.monotonic()
+                code, body, _ = scrape(server.port)
+                took.append(time.monotonic() - t0)
+                assert (code, body) == (200, b"up 1\n")
+                threads.append(server.threads())
+                fds.append(server.fds())
+                time.sleep(0.1)
+            assert flood.dropped > MAX_CONNECTIONS, "the flood never filled the cap"
+        assert max(took) < 1.0, f"scrapes took {sorted(took)[-3:]} s"
+        # One handler thread and one socket per held connection; a few more while evicted ones close.
+        assert max(threads) <= threads0 + MAX_CONNECTIONS + 4, threads
+        assert max(fds) <= fds0 + MAX_CONNECTIONS + 4, fds
+    finally:
+        server.close()
