@@ -35,6 +35,8 @@ def describe_validation_error(err: ValidationError, model: type[BaseModel], sour
     if kind == "missing":
         return CctvkitError(f"missing key '{key}'", source, "add it")
     value = first.get("input")
+    if "password" in str(loc[-1] if loc else ""):
+        value = "<not shown>"  # someone may have pasted the password itself: keep it out of the journal
     more = f" (and {len(err.errors()) - 1} more problems)" if len(err.errors()) > 1 else ""
     return CctvkitError(f"key '{key}' = {value!r}: {first.get('msg', 'invalid')}{more}", source, "fix that value")
 
