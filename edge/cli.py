@@ -1,15 +1,17 @@
 """`edge`: the device-side tools. `edge run --config edge.yaml` is the inference daemon (systemd
 Type=notify); `edge detect` runs a model on images or a video file; `edge backends` lists the runtimes
-and why any is unavailable."""
+and why any is unavailable; `edge hash-password` prints the bcrypt hash for http.basic_auth."""
 
 from __future__ import annotations
 
 import argparse
+import getpass
 import json
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TextIO
 
 import cv2
 import numpy as np
@@ -118,6 +120,26 @@ def cmd_run(args: argparse.Namespace) -> int:
     return run_daemon(cfg)
 
 
+def read_password(stream: TextIO, prompt: Callable[[str], str]) -> str:
+    """The password from a pipe (its first line, newline removed) or, on a terminal, typed twice unseen."""
+    if not stream.isatty():
+        password = stream.readline().rstrip("\r\n")
+    else:
+        password = prompt("password: ")
+        if prompt("again: ") != password:
+            raise CctvkitError("the two passwords differ", fix="run edge hash-password again")
+    if not password:
+        raise CctvkitError("empty password", fix="type one, or pipe it in: printf %s \"$PW\" | edge hash-password")
+    return password
+
+
+def cmd_hash_password(args: argparse.Namespace) -> int:
+    from edge.httpauth import hash_password  # bcrypt only for this command
+
+    print(hash_password(read_password(sys.stdin, getpass.getpass), rounds=args.rounds))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="edge", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -134,6 +156,11 @@ def build_parser() -> argparse.ArgumentParser:
                      help="override log_level of the config")
     run.set_defaults(func=cmd_run)
     sub.add_parser("backends", help="list the runtimes and why any is unavailable").set_defaults(func=cmd_backends)
+    hp = sub.add_parser("hash-password", help="read a password (stdin or a prompt), print its bcrypt hash for"
+                                              " http.basic_auth.password_hash")
+    hp.add_argument("--rounds", type=int, default=12, choices=range(4, 17), metavar="4..16",
+                    help="bcrypt cost (default 12: ~0.25 s a check on a Pi 5, paid once per scraper: cached)")
+    hp.set_defaults(func=cmd_hash_password)
     return parser
 
 

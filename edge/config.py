@@ -48,9 +48,17 @@ A string value may take a secret from the environment: `url: rtsp://admin:${CAM_
       flush_every_s: 1.0         # SQLite commits at most this often (JSONL lines are written at once)
     http:
       enabled: true
-      host: 127.0.0.1            # loopback only unless you mean to expose it
+      host: 127.0.0.1            # loopback only unless you mean to expose it: any other address (0.0.0.0,
+                                 #   a LAN IP) needs expose: true and basic_auth, as Prometheus' exporters
       port: 9108                 # 0: any free port (logged and sent to systemd as STATUS)
       healthz_max_age_s: 10      # /healthz is 503 when the loop or the camera has been idle this long
+      expose: false              # true: you mean host to be reachable from the network
+      # basic_auth:              # required with expose; /metrics and /healthz then ask for it (401)
+      #   user: prometheus
+      #   password_hash: "$2b$12$..."   # bcrypt: `edge hash-password` prints one (quote it: YAML and $)
+      # tls:                     # optional HTTPS (PEM files; a plain http:// request then fails)
+      #   cert_file: /etc/cctvkit/tls/cert.pem
+      #   key_file: /etc/cctvkit/tls/key.pem
     watchdog:
       enabled: true              # send WATCHDOG=1 when systemd asks for it (WatchdogSec=)
     system:                      # where machine health is read (tests point these at a fake tree)
@@ -63,11 +71,13 @@ A string value may take a secret from the environment: `url: rtsp://admin:${CAM_
 
 from __future__ import annotations
 
+import ipaddress
 import os
+import re
 from pathlib import Path
 from typing import Literal, Self
 
-from pydantic import Field, ValidationError, model_validator
+from pydantic import Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 from edge.config_errors import describe_validation_error, read_yaml_mapping
 from edge.envsubst import expand_env
@@ -160,11 +170,63 @@ class RecordsConfig(Strict):
         return self
 
 
+BCRYPT_PATTERN = r"^\$2[aby]\$\d\d\$[./A-Za-z0-9]{53}$"  # $2b$<cost>$<22 chars salt + 31 chars hash>
+
+
+class BasicAuthConfig(Strict):
+    user: str = Field(min_length=1)
+    password_hash: str
+
+    @field_validator("password_hash")
+    @classmethod
+    def _bcrypt(cls, v: str) -> str:
+        if not re.fullmatch(BCRYPT_PATTERN, v):
+            raise ValueError("not a bcrypt hash ($2b$...): run `edge hash-password` and paste what it prints,"
+                             " in quotes")
+        return v
+
+
+class TlsConfig(Strict):
+    cert_file: Path
+    key_file: Path
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:  # a host name other than localhost, or "" (every address)
+        return False
+
+
 class HttpConfig(Strict):
+    # expose and basic_auth come first: the checks of host and basic_auth below read them (pydantic
+    # validates fields in order), and a field's own error names that field's YAML key.
     enabled: bool = True
+    expose: bool = False
+    basic_auth: BasicAuthConfig | None = Field(default=None, validate_default=True)
+    tls: TlsConfig | None = None
     host: str = "127.0.0.1"
     port: int = Field(default=9108, ge=0, le=65535)
     healthz_max_age_s: float = Field(default=10.0, gt=0.0)
+
+    @field_validator("basic_auth")
+    @classmethod
+    def _auth_when_exposed(cls, v: BasicAuthConfig | None, info: ValidationInfo) -> BasicAuthConfig | None:
+        if v is None and info.data.get("expose"):
+            raise ValueError("http.expose: true needs http.basic_auth: {user: ..., password_hash: ...}"
+                             " (`edge hash-password` makes the hash)")
+        return v
+
+    @field_validator("host")
+    @classmethod
+    def _loopback_unless_exposed(cls, v: str, info: ValidationInfo) -> str:
+        if not is_loopback(v) and not info.data.get("expose"):
+            raise ValueError(f"http.host {v!r} is not loopback: /metrics would be open to the network with no"
+                             " password -- set http.host: 127.0.0.1, or http.expose: true with http.basic_auth"
+                             " (and http.tls)")
+        return v
 
 
 class WatchdogConfig(Strict):
@@ -200,7 +262,11 @@ class DaemonConfig(Strict):
         # Source plug-ins are another module's models: rebase whichever of their fields are paths.
         src_paths = {k: fix(v) for k, v in self.source if isinstance(v, Path)}
         source = self.source.model_copy(update=src_paths)
-        return self.model_copy(update={"model": model, "records": records, "source": source})
+        http = self.http
+        if http.tls is not None:
+            tls = http.tls.model_copy(update={"cert_file": fix(http.tls.cert_file), "key_file": fix(http.tls.key_file)})
+            http = http.model_copy(update={"tls": tls})
+        return self.model_copy(update={"model": model, "records": records, "source": source, "http": http})
 
 
 def load_config(path: str | Path) -> DaemonConfig:

@@ -26,7 +26,7 @@ import numpy as np
 
 from edge.config import DaemonConfig
 from edge.daemon_model import Model, infer_frame, load_model, load_models
-from edge.httpd import MetricsServer
+from edge.httpd import MetricsServer, make_metrics_server
 from edge.metrics.prometheus import DaemonMetrics
 from edge.metrics.system import SystemMonitor
 from edge.motion import MotionGate
@@ -143,9 +143,10 @@ class Daemon:
             self.pool = WorkerPool(self.models, self._infer, self.capture, self.gate)
         self.metrics = DaemonMetrics(monitor, counters=self._external_counters, gauges=self._external_gauges)
         if cfg.http.enabled:
-            self.http = MetricsServer(cfg.http.host, cfg.http.port, self.metrics.exposition, self.health)
+            self.http = make_metrics_server(cfg.http, self.metrics.exposition, self.health)
             self.http.start()
-            log.info("metrics on http://%s:%d/metrics, health on /healthz", cfg.http.host, self.http.port)
+            log.info("metrics on %s://%s:%d/metrics, health on /healthz%s", "https" if cfg.http.tls else "http",
+                     cfg.http.host, self.http.port, " (basic auth)" if cfg.http.basic_auth else "")
         self._source_text = source.describe()
 
     def _on_capture_event(self, event: str, detail: str) -> None:

@@ -23,7 +23,6 @@ import bcrypt
 
 from edge.errors import CctvkitError
 
-BCRYPT_PATTERN = r"^\$2[aby]\$\d\d\$[./A-Za-z0-9]{53}$"
 CACHE_SIZE = 64  # distinct good credentials remembered: a scraper or two; beyond this the cache restarts
 # Checked against when the user name is wrong, so a wrong user costs the same time as a wrong password.
 _DUMMY_HASH = bcrypt.hashpw(b"not the password", bcrypt.gensalt(4))

@@ -40,8 +40,9 @@ from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST
 
+from edge.config import HttpConfig
 from edge.errors import CctvkitError
-from edge.httpauth import BasicAuth
+from edge.httpauth import BasicAuth, server_tls_context
 
 log = logging.getLogger(__name__)
 
@@ -129,6 +130,13 @@ def _wake(sock: Any) -> None:
 def _current_error() -> str:
     e = sys.exc_info()[1]
     return f"{type(e).__name__}: {e}" if e is not None else "?"
+
+
+def make_metrics_server(cfg: HttpConfig, metrics: Callable[[], bytes], health: HealthFn) -> MetricsServer:
+    """The server of the config's `http:` section, with its basic auth and TLS when set."""
+    auth = BasicAuth(cfg.basic_auth.user, cfg.basic_auth.password_hash) if cfg.basic_auth else None
+    tls = server_tls_context(cfg.tls.cert_file, cfg.tls.key_file) if cfg.tls else None
+    return MetricsServer(cfg.host, cfg.port, metrics, health, auth=auth, tls=tls)
 
 
 class MetricsServer:
