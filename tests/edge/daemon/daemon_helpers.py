@@ -249,6 +249,16 @@ def start_ready(cfg: Path, notify: NotifyListener, env: dict[str, str] | None = 
     return d, int(m.group(1))
 
 
+def failed_start(cfg: Path, notify: NotifyListener) -> tuple[int | None, list[str], str]:
+    """`edge run` that is expected to stop at start-up: (exit code, its `error:` lines, the whole log)."""
+    d = DaemonProcess(cfg, env={"NOTIFY_SOCKET": str(notify.path)})
+    try:
+        code = d.wait(30)
+    finally:
+        d.kill()
+    return code, [line for line in d.log.splitlines() if line.startswith("error:")], d.log
+
+
 def http_get(url: str) -> tuple[int, str]:
     try:
         with urllib.request.urlopen(url, timeout=5) as r:

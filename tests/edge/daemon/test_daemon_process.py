@@ -10,8 +10,6 @@ import re
 import signal
 import sqlite3
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 import pytest
@@ -20,6 +18,8 @@ from daemon_helpers import (
     NotifyListener,
     base_config,
     bright_then_dark,
+    failed_start,
+    http_get,
     make_run,
     write_config,
     write_video,
@@ -36,16 +36,8 @@ esac
 """
 
 
-def get(url: str) -> tuple[int, str]:
-    try:
-        with urllib.request.urlopen(url, timeout=5) as r:
-            return r.status, r.read().decode()
-    except urllib.error.HTTPError as e:
-        return e.code, e.read().decode()
-
-
 def scrape(port: int) -> dict:
-    code, text = get(f"http://127.0.0.1:{port}/metrics")
+    code, text = http_get(f"http://127.0.0.1:{port}/metrics")
     assert code == 200
     return {f.name: f for f in text_string_to_metric_families(text)}
 
@@ -112,7 +104,7 @@ def test_run_notify_metrics_health_sigterm_records(tmp_path, notify: NotifyListe
         assert value(fams, "cctvkit_throttle", flag="freq_capped", when="since_boot") == 1
         assert value(fams, "cctvkit_throttle", flag="under_voltage", when="now") == 0
         assert value(fams, "cctvkit_resident_memory_bytes") > 0
-        code, body = get(f"http://127.0.0.1:{port}/healthz")
+        code, body = http_get(f"http://127.0.0.1:{port}/healthz")
         assert code == 200 and json.loads(body)["status"] == "ok", body
         notify.drain()
         n_pings = sum(m == "WATCHDOG=1" for m in notify.messages)
@@ -169,14 +161,9 @@ def test_non_looping_file_ends_the_daemon_cleanly(tmp_path, notify):
 
 
 def _expect_startup_failure(cfg: Path, notify: NotifyListener, pattern: str) -> str:
-    d = DaemonProcess(cfg, env={"NOTIFY_SOCKET": str(notify.path)})
-    try:
-        code = d.wait(30)
-    finally:
-        d.kill()
-    errors = [line for line in d.log.splitlines() if line.startswith("error:")]
+    code, errors, log = failed_start(cfg, notify)
     assert code != 0
-    assert len(errors) == 1, d.log
+    assert len(errors) == 1, log
     assert re.search(pattern, errors[0]), errors[0]
     assert notify.wait_for("READY=1", timeout=0.3) is None
     return errors[0]

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import time
 
-from daemon_helpers import DaemonProcess, http_get, metric, start_ready, stream_config, wait_for
+from daemon_helpers import failed_start, http_get, metric, start_ready, stream_config, wait_for
 from sources_media import MjpegServer
 
 SECRET = "S3cretPw"  # distinctive: it cannot turn up in a log line by chance
@@ -56,15 +56,10 @@ def test_a_password_in_the_url_stays_out_of_the_log_and_healthz(tmp_path, notify
 def test_a_config_error_does_not_echo_the_password(tmp_path, notify):
     # An empty host makes the URL itself invalid: the error must quote it, masked.
     cfg = stream_config(tmp_path, f"rtsp://{USER}:{SECRET}@/x?password={SECRET}")
-    d = DaemonProcess(cfg, env={"NOTIFY_SOCKET": str(notify.path)})
-    try:
-        code = d.wait(30)
-    finally:
-        d.kill()
-    errors = [line for line in d.log.splitlines() if line.startswith("error:")]
-    assert code == 2 and len(errors) == 1, d.log
+    code, errors, log = failed_start(cfg, notify)
+    assert code == 2 and len(errors) == 1, log
     assert "'url' = 'rtsp://admin:***@/x?password=***'" in errors[0], errors[0]
-    assert SECRET not in d.log
+    assert SECRET not in log
     assert notify.wait_for("READY=1", timeout=0.3) is None
 
 
@@ -87,13 +82,8 @@ def test_env_reference_supplies_the_camera_password(tmp_path, notify):
 def test_an_unset_variable_is_a_one_line_error_naming_key_and_variable(tmp_path, notify, monkeypatch):
     monkeypatch.delenv("CAM_PASSWORD", raising=False)  # the daemon inherits this environment
     cfg = stream_config(tmp_path, "http://admin:${CAM_PASSWORD}@127.0.0.1:9/video.mjpg")
-    d = DaemonProcess(cfg, env={"NOTIFY_SOCKET": str(notify.path)})
-    try:
-        code = d.wait(30)
-    finally:
-        d.kill()
-    errors = [line for line in d.log.splitlines() if line.startswith("error:")]
-    assert code == 2 and len(errors) == 1, d.log
+    code, errors, log = failed_start(cfg, notify)
+    assert code == 2 and len(errors) == 1, log
     assert "edge.yaml: key 'source.url' uses ${CAM_PASSWORD}" in errors[0], errors[0]
     assert "CAM_PASSWORD is not set" in errors[0] and "/etc/cctvkit/edge.env" in errors[0], errors[0]
     assert notify.wait_for("READY=1", timeout=0.3) is None
