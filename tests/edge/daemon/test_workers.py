@@ -18,6 +18,7 @@ from daemon_helpers import (
     NotifyListener,
     base_config,
     bright_then_dark,
+    http_get,
     make_run,
     static_frames,
     textured,
@@ -26,7 +27,7 @@ from daemon_helpers import (
 )
 from prometheus_client.parser import text_string_to_metric_families
 from test_daemon_loop import Running, health, wait_until
-from test_daemon_process import get, scrape, value
+from test_daemon_process import scrape, value
 
 from edge.config import DaemonConfig, ModelConfig, load_config, usable_cores
 from edge.daemon import Daemon
@@ -180,7 +181,7 @@ def test_sigterm_stops_two_workers_fast_and_flushes(tmp_path, notify: NotifyList
         # between the two updates of one frame).
         assert abs(value(fams, "cctvkit_inference_latency_seconds_count") - n) <= 1
         assert value(fams, "cctvkit_frames_captured") >= n
-        code, body = get(f"http://127.0.0.1:{port}/healthz")
+        code, body = http_get(f"http://127.0.0.1:{port}/healthz")
         assert code == 200 and json.loads(body)["workers"] == 2, body
         code, seconds = d.terminate(timeout=5)
         assert code == 0, d.log
