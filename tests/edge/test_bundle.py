@@ -137,3 +137,14 @@ def test_an_ncnn_bundle_carries_its_bin_and_a_damaged_bundle_is_rewritten(run: P
     assert sha256_file(folder / "det-ncnn.bin") == sha256_file(binf)
     Manifest.load(folder).model_path("det-ncnn")
     assert sorted(p.name for p in out.iterdir()) == [folder.name]  # the old copy went, no temp folder left
+
+
+def test_edge_check_config_accepts_a_config_naming_the_bundle(run: Path, tmp_path: Path):
+    summary, _ = make_bundle(run, "det-onnx", tmp_path / "bundles")
+    cfg = tmp_path / "edge.yaml"
+    cfg.write_text(f"model: {{manifest: {summary['dir']}, name: det-onnx}}\n"
+                   "source: {type: file, path: v.avi}\n")
+    proc = subprocess.run([sys.executable, "-m", "edge.cli", "check-config", str(cfg)], capture_output=True,
+                          text=True, cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)}, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert f"model det-onnx ({summary['sha256'][:12]})" in proc.stdout

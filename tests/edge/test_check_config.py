@@ -193,3 +193,16 @@ def test_base_dir_validates_a_temp_copy_as_installed(install: Path, tmp_path: Pa
     proc = _check(copy, "--env-file", env_file, "--base-dir", install)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.startswith(f"ok: {copy}: model det"), proc.stdout
+
+
+def test_a_bare_model_file_is_checked_against_model_sha256(install: Path):
+    model = install / "run" / "export" / "det.onnx"
+    sha = Manifest.load(install / "run").models()["det"].sha256
+    good = _write(install / "edge.yaml", _doc(model={"manifest": None, "name": None, "file": "run/export/det.onnx",
+                                                     "sha256": sha}))
+    proc = _check(good, "--env-file", _env_file(install / "edge.env"))
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith(f"ok: {good}: model det.onnx ({sha[:12]})"), proc.stdout
+    bad = _write(install / "bad.yaml", _doc(model={"manifest": None, "name": None, "file": "run/export/det.onnx",
+                                                   "sha256": "0" * 64}))
+    _one_line_error(_check(bad, "--env-file", install / "edge.env"), str(model), "does not match model.sha256")
