@@ -1,6 +1,7 @@
 """`edge`: the device-side tools. `edge run --config edge.yaml` is the inference daemon (systemd
 Type=notify); `edge detect` runs a model on images or a video file; `edge backends` lists the runtimes
-and why any is unavailable; `edge hash-password` prints the bcrypt hash for http.basic_auth."""
+and why any is unavailable; `edge hash-password` prints the bcrypt hash for http.basic_auth; `edge check-config`
+validates an edge.yaml before it is installed; `edge bundle` copies one model of a run out for deployment."""
 
 from __future__ import annotations
 
@@ -120,6 +121,22 @@ def cmd_run(args: argparse.Namespace) -> int:
     return run_daemon(cfg)
 
 
+def cmd_check_config(args: argparse.Namespace) -> int:
+    from edge.check_config import check_config  # the daemon's config code: pydantic, not needed by detect
+
+    print(check_config(args.config, env_file=args.env_file, base_dir=args.base_dir))
+    return 0
+
+
+def cmd_bundle(args: argparse.Namespace) -> int:
+    from edge.bundle import make_bundle, report
+
+    summary, written = make_bundle(args.run, args.model, args.out)
+    report(summary, written)
+    print(json.dumps(summary))
+    return 0
+
+
 def read_password(stream: TextIO, prompt: Callable[[str], str]) -> str:
     """The password from a pipe (its first line, newline removed) or, on a terminal, typed twice unseen."""
     if not stream.isatty():
@@ -155,6 +172,20 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--log-level", choices=["debug", "info", "warning", "error"],
                      help="override log_level of the config")
     run.set_defaults(func=cmd_run)
+    cc = sub.add_parser("check-config", help="validate an edge.yaml as `edge run` would (model file and sha256,"
+                                             " records folders), without opening the camera or the model")
+    cc.add_argument("config", help="the edge.yaml to check (may be a temp copy: see --base-dir)")
+    cc.add_argument("--env-file", help="KEY=VALUE lines for ${VARS}, as systemd's EnvironmentFile= reads them"
+                                       " (default: the process environment only)")
+    cc.add_argument("--base-dir", help="resolve relative paths as if the config were in this folder (where it"
+                                       " will be installed; Ansible's validate: checks a temp copy)")
+    cc.set_defaults(func=cmd_check_config)
+    bu = sub.add_parser("bundle", help="copy one model of a run into OUT/<model>-<sha12>/ with its own"
+                                       " manifest.json; prints a JSON summary")
+    bu.add_argument("run", help="the run directory (or its manifest.json)")
+    bu.add_argument("--model", required=True, help="model name in the run's manifest")
+    bu.add_argument("--out", required=True, help="folder to create the bundle folder in")
+    bu.set_defaults(func=cmd_bundle)
     sub.add_parser("backends", help="list the runtimes and why any is unavailable").set_defaults(func=cmd_backends)
     hp = sub.add_parser("hash-password", help="read a password (stdin or a prompt), print its bcrypt hash for"
                                               " http.basic_auth.password_hash")

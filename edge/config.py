@@ -74,6 +74,7 @@ from __future__ import annotations
 import ipaddress
 import os
 import re
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Literal, Self
 
@@ -269,13 +270,17 @@ class DaemonConfig(Strict):
         return self.model_copy(update={"model": model, "records": records, "source": source, "http": http})
 
 
-def load_config(path: str | Path) -> DaemonConfig:
-    """Read edge.yaml, expand ${NAME} from the environment (edge/envsubst.py) and validate it;
-    CctvkitError naming the YAML key on any mistake."""
+def load_config(path: str | Path, *, env: Mapping[str, str] | None = None, env_file: str | Path | None = None,
+                base_dir: str | Path | None = None) -> DaemonConfig:
+    """Read edge.yaml, expand ${NAME} from `env` (default: the process environment; edge/envsubst.py) and
+    validate it; CctvkitError naming the YAML key on any mistake. Relative paths resolve against
+    `base_dir`, default the file's own directory; `edge check-config` passes the directory the file will
+    be installed in, as it validates a temp copy (Ansible's `validate:`). `env_file` only names, in the
+    error for a missing variable, the file the variables were read from."""
     path = Path(path)
     # Expanded on the parsed values, not the file's text: a secret holding ':' or '#' cannot change
     # the YAML's structure, and an error names the key the reference sits under.
-    doc = expand_env(read_yaml_mapping(path), path)
+    doc = expand_env(read_yaml_mapping(path), path, env, env_file=env_file)
     if isinstance(doc.get("source"), dict):
         # The sources' own parser names a bad key of the chosen plug-in ("unknown key 'pathh' for a file
         # source -- use one of: path, loop, ...") where pydantic's union error would only say "source".
@@ -284,4 +289,4 @@ def load_config(path: str | Path) -> DaemonConfig:
         cfg = DaemonConfig.model_validate(doc)
     except ValidationError as e:
         raise describe_validation_error(e, DaemonConfig, path) from None
-    return cfg.resolved(path.resolve().parent)
+    return cfg.resolved(Path(base_dir).resolve() if base_dir is not None else path.resolve().parent)

@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from edge.config import DaemonConfig
-from edge.daemon_model import Model, infer_frame, load_model, load_models
+from edge.daemon_model import Model, ModelRef, infer_frame, load_model, load_models, verified_model
 from edge.httpd import MetricsServer, make_metrics_server
 from edge.metrics.prometheus import DaemonMetrics
 from edge.metrics.system import SystemMonitor
@@ -88,6 +88,7 @@ class Daemon:
         self._sink_override = sink
         self.model: Model | None = None  # the first (with one worker: the only) model instance
         self.models: list[Model] = []
+        self.model_ref: ModelRef | None = None  # which file was loaded and the sha256 it was checked against
         self.pool: WorkerPool[Model] | None = None  # model.workers > 1
         self.capture: Capture | None = None
         self.sink: RecordSink | None = None
@@ -117,7 +118,8 @@ class Daemon:
             log.warning("%s", warning)
         self.notifier.status("loading model")
         t0 = time.perf_counter()
-        self.models = load_models(cfg.model)
+        self.model_ref = verified_model(cfg.model)
+        self.models = load_models(cfg.model, self.model_ref)
         self.model = self.models[0]
         h, w = self.model.spec.imgsz
         for model in self.models:  # warm the whole pipeline of every worker, not just the runtime
@@ -179,6 +181,9 @@ class Daemon:
             "frames_motion_skipped": self.state.skipped,
             "workers": len(self.models),
         }
+        if (ref := self.model_ref) is not None:  # a deploy waits for the new model's sha256 here
+            details["model"] = {"name": ref.name, "sha256": ref.sha256,
+                                "manifest": str(ref.manifest) if ref.manifest is not None else None}
         if loop_age > max_age:
             details["reason"] = f"inference loop has not run for {loop_age:.1f} s (limit {max_age:g} s)"
         elif frame_age > max_age:

@@ -5,6 +5,7 @@ what one frame through one instance comes to (persons, the detection event to re
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -50,22 +51,44 @@ def _spec_for_file(cfg: ModelConfig, path: Path) -> ModelSpec:
                        "add model.spec: a YAML ModelSpec for it, or use a run's manifest")
 
 
-def model_file(cfg: ModelConfig) -> tuple[ModelSpec, Path]:
-    """The configured model's spec and file, the file checked (sha256 against the manifest or
-    model.sha256); CctvkitError for a missing, corrupt or mismatching file."""
+@dataclass(frozen=True)
+class ModelRef:
+    """The model file a config names, checked: what /healthz reports and `edge check-config` prints.
+    sha256 is the value the file was verified against (the manifest's, or model.sha256), so a reader never
+    hashes the file again; only a bare file with no model.sha256 is hashed, once, here."""
+
+    name: str  # model.name, or the bare file's name
+    path: Path
+    sha256: str
+    manifest: Path | None  # the manifest.json the model was found in; None for a bare file
+    spec: ModelSpec | None  # the manifest's ModelSpec; None for a bare file (reading it needs the runtime)
+
+
+def verified_model(cfg: ModelConfig) -> ModelRef:
+    """The configured model's file, found and checked (sha256 against the manifest, extra files too, or
+    model.sha256) without loading any runtime; CctvkitError for a missing, corrupt or mismatching file."""
     if cfg.manifest is not None and cfg.name is not None:
         manifest = Manifest.load(cfg.manifest)
         path = manifest.model_path(cfg.name)  # missing file or sha256 mismatch -> CctvkitError
-        return manifest.models()[cfg.name], path
+        spec = manifest.models()[cfg.name]
+        return ModelRef(cfg.name, path, spec.sha256, manifest.path, spec)
     assert cfg.file is not None
     path = cfg.file
     if not path.is_file():
         raise CctvkitError("model file not found", path, "check model.file")
     expected = (cfg.sha256 or "").lower()
-    if expected and sha256_file(path) != expected:
+    actual = sha256_file(path)
+    if expected and actual != expected:
         raise CctvkitError("sha256 does not match model.sha256 (changed or corrupt)", path,
                            "copy the model again or update model.sha256")
-    return _spec_for_file(cfg, path), path
+    return ModelRef(path.name, path, actual, None, None)
+
+
+def model_file(cfg: ModelConfig, ref: ModelRef | None = None) -> tuple[ModelSpec, Path]:
+    """The configured model's spec and file, the file checked (verified_model, unless `ref` is its result
+    already); CctvkitError for a missing, corrupt or mismatching file."""
+    ref = verified_model(cfg) if ref is None else ref
+    return (ref.spec if ref.spec is not None else _spec_for_file(cfg, ref.path)), ref.path
 
 
 def open_model(cfg: ModelConfig, spec: ModelSpec, path: Path) -> Detector | Classifier:
@@ -85,10 +108,10 @@ def load_model(cfg: ModelConfig) -> Detector | Classifier:
     return open_model(cfg, spec, path)
 
 
-def load_models(cfg: ModelConfig) -> list[Detector | Classifier]:
-    """cfg.workers instances of the model: the file is checked once, then each worker gets a session of
-    its own (runtime sessions are not shared between threads that run them at the same time)."""
-    spec, path = model_file(cfg)
+def load_models(cfg: ModelConfig, ref: ModelRef | None = None) -> list[Detector | Classifier]:
+    """cfg.workers instances of the model: the file is checked once (or was: `ref`), then each worker gets
+    a session of its own (runtime sessions are not shared between threads that run them at the same time)."""
+    spec, path = model_file(cfg, ref)
     return [open_model(cfg, spec, path) for _ in range(cfg.workers)]
 
 
@@ -109,4 +132,5 @@ def infer_frame(model: Model, image: np.ndarray, index: int) -> tuple[int, Event
     return count, (event if count else None)
 
 
-__all__ = ["Model", "infer_frame", "load_model", "load_models", "model_file", "open_model"]
+__all__ = ["Model", "ModelRef", "infer_frame", "load_model", "load_models", "model_file", "open_model",
+           "verified_model"]

@@ -42,9 +42,11 @@ class Expanded(str):
         return repr(self.template)
 
 
-def expand_string(text: str, env: Mapping[str, str], key: str, origin: str | Path) -> str:
+def expand_string(text: str, env: Mapping[str, str], key: str, origin: str | Path,
+                  env_file: str | Path | None = None) -> str:
     """`text` with every `${NAME}` replaced by env[NAME] and `$${` by `${`; `key` and `origin` (the file)
-    only name the place in an error."""
+    only name the place in an error, `env_file` the file the variable should be set in (None: the
+    systemd unit's ENV_FILE)."""
     if "${" not in text:
         return text
 
@@ -56,6 +58,10 @@ def expand_string(text: str, env: Mapping[str, str], key: str, origin: str | Pat
             raise CctvkitError(
                 f"key '{key}': '${{' starts no valid variable reference", origin,
                 "write ${NAME} (letters, digits, _) to take NAME from the environment, or $${ for a literal ${")
+        if name not in env and env_file is not None:
+            raise CctvkitError(
+                f"key '{key}' uses ${{{name}}} but the environment variable {name} is not set", origin,
+                f"add {name}=... to {env_file}, or write $${{ for a literal ${{")
         if name not in env:
             raise CctvkitError(
                 f"key '{key}' uses ${{{name}}} but the environment variable {name} is not set", origin,
@@ -66,17 +72,18 @@ def expand_string(text: str, env: Mapping[str, str], key: str, origin: str | Pat
     return Expanded(_TOKEN.sub(replace, text), text)
 
 
-def expand_env(doc: Any, origin: str | Path, env: Mapping[str, str] | None = None, key: str = "") -> Any:
+def expand_env(doc: Any, origin: str | Path, env: Mapping[str, str] | None = None, key: str = "",
+               env_file: str | Path | None = None) -> Any:
     """A copy of the parsed YAML `doc` with `${NAME}` expanded in every string value (mapping keys are
     left alone: a secret has no business being a key). CctvkitError naming the YAML key on a missing
-    variable or a malformed reference."""
+    variable or a malformed reference (naming `env_file` as the place to set it, when given)."""
     env = os.environ if env is None else env
     if isinstance(doc, str):
-        return expand_string(doc, env, key or "<top level>", origin)
+        return expand_string(doc, env, key or "<top level>", origin, env_file)
     if isinstance(doc, dict):
-        return {k: expand_env(v, origin, env, f"{key}.{k}" if key else str(k)) for k, v in doc.items()}
+        return {k: expand_env(v, origin, env, f"{key}.{k}" if key else str(k), env_file) for k, v in doc.items()}
     if isinstance(doc, list):
-        return [expand_env(v, origin, env, f"{key}.{i}" if key else str(i)) for i, v in enumerate(doc)]
+        return [expand_env(v, origin, env, f"{key}.{i}" if key else str(i), env_file) for i, v in enumerate(doc)]
     return doc
 
 

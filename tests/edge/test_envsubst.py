@@ -86,3 +86,13 @@ def test_an_error_about_an_expanded_value_shows_the_reference_not_the_secret(tmp
     with pytest.raises(CctvkitError) as e:
         load_config(path)
     assert "'model.threads' = '${THREADS}'" in str(e.value) and "SECRET" not in str(e.value)
+
+
+def test_load_config_takes_env_and_names_the_env_file_of_a_missing_variable(tmp_path):
+    path = write(tmp_path, edge_yaml("rtsp://admin:${PW}@cam/x"))
+    cfg = load_config(path, env={"PW": "s3cret"})  # the given mapping, not the process environment
+    assert cfg.source.url == "rtsp://admin:s3cret@cam/x"
+    with pytest.raises(CctvkitError) as e:
+        load_config(path, env={}, env_file="/srv/edge.env")
+    assert "key 'source.url' uses ${PW}" in str(e.value)
+    assert "add PW=... to /srv/edge.env" in str(e.value)

@@ -106,6 +106,9 @@ def test_run_notify_metrics_health_sigterm_records(tmp_path, notify: NotifyListe
         assert value(fams, "cctvkit_resident_memory_bytes") > 0
         code, body = http_get(f"http://127.0.0.1:{port}/healthz")
         assert code == 200 and json.loads(body)["status"] == "ok", body
+        # Which model it runs, by the sha256 it was checked against: what a deploy waits for.
+        assert json.loads(body)["model"] == {"name": "person", "sha256": sha256_file(run / "person.onnx"),
+                                             "manifest": str((run / "manifest.json").resolve())}, body
         notify.drain()
         n_pings = sum(m == "WATCHDOG=1" for m in notify.messages)
         assert n_pings >= 2  # every 0.2 s (WATCHDOG_USEC / 3) from the loop
