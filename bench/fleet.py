@@ -16,7 +16,7 @@ from typing import Any
 
 from rich.table import Table
 
-from bench.report import _cell_text, _md_table, prepare_out_dir
+from bench.report import cell_text, md_table, prepare_out_dir
 from bench.schema import COLUMNS, flat_row, load_results
 from edge.atomic import atomic_write_text
 from edge.errors import CctvkitError
@@ -45,11 +45,11 @@ def labels_text(data: dict[str, Any] | None) -> str:
 def _flags(cell: dict[str, Any]) -> tuple[list[str], list[str]] | None:
     """(flags set now, flags set since boot) of a cell's throttled_hex; None where it was not read."""
     raw = cell.get("throttled_hex")
-    try:
-        flags = throttle_flags(int(str(raw), 0)) if raw is not None else None
-    except ValueError:
+    if raw is None:
         return None
-    if flags is None:
+    try:
+        flags = throttle_flags(int(str(raw), 0))
+    except ValueError:
         return None
     return ([f for (f, when), on in flags.items() if on and when == "now"],
             [f for (f, when), on in flags.items() if on and when == "since_boot"])
@@ -153,7 +153,7 @@ def _row_texts(row: dict[str, Any]) -> list[str]:
     """host, cell, the CELL_KEYS, throttle, labels: as bench run's own tables format them."""
     if row.get("id") is None:  # a host without results or without cells
         return [row["host"], row["status"], *["-"] * len(CELL_KEYS), "-", "-"]
-    return [row["host"], row["id"], *[_cell_text(row, k) for k in CELL_KEYS],
+    return [row["host"], row["id"], *[cell_text(row, k) for k in CELL_KEYS],
             row["throttle"] if row.get("status") == "ok" else "-", row["labels"]]
 
 
@@ -165,7 +165,7 @@ def to_markdown(fleet: dict[str, Any], plot: str | None) -> str:
     lines = [f"# bench fleet: {len(fleet['hosts'])} hosts in {fleet['dir']}", "",
              f"- made {fleet['created']} from each host's `bench run` results.json", "", "## Hosts", ""]
     lines += [f"- {h['line']}" for h in fleet["hosts"]]
-    lines += ["", "## Cells", ""] + _md_table(_headers(), [_row_texts(r) for r in fleet["rows"]])
+    lines += ["", "## Cells", ""] + md_table(_headers(), [_row_texts(r) for r in fleet["rows"]])
     if plot:
         lines += ["", f"![{plot}]({plot})"]
     return "\n".join(lines) + "\n"
@@ -191,30 +191,55 @@ def fleet_table(fleet: dict[str, Any]) -> Table:
     return table
 
 
-def fleet_plot(fleet: dict[str, Any], path: Path) -> Path:
-    """Top: sustained FPS per host, one bar per cell id (grouped by host). Bottom: the hottest cell-end
-    temperature of each host, red where a cell ended throttled, with the flags written on the bar."""
-    from bench.plots import _pyplot, _save
+def _cell_value(fleet: dict[str, Any], host: str, cid: str, key: str) -> float | None:
+    """A host's figure for one cell id; None where the cell failed, did not run there or lacks the figure."""
+    return next((r.get(key) for r in fleet["rows"] if r["host"] == host and r.get("id") == cid
+                 and r.get("status") == "ok"), None)
 
-    plt = _pyplot()
+
+def _grouped_bars(ax: Any, cmap: Any, fleet: dict[str, Any], ids: list[str], key: str,
+                  whisker: str | None = None) -> None:
+    """One bar per cell id at each host (grouped by host), whisker up to `whisker` (e.g. p95 above p50);
+    a host without results says so where its bars would be."""
     hosts = [h["host"] for h in fleet["hosts"]]
-    ids = list(dict.fromkeys(r["id"] for r in fleet["rows"] if r.get("id") is not None))
-    fig, (ax, bx) = plt.subplots(2, 1, figsize=(max(8, 1.6 * len(hosts) + 4), 8), dpi=110)
     width = 0.8 / max(1, len(ids))
-    cmap = plt.get_cmap("tab10" if len(ids) <= 10 else "tab20")
     for j, cid in enumerate(ids):
-        fps = [next((r.get("fps_sustained") or 0.0 for r in fleet["rows"] if r["host"] == h and r.get("id") == cid
-                     and r.get("status") == "ok"), 0.0) for h in hosts]
-        ax.bar([i - 0.4 + width * (j + 0.5) for i in range(len(hosts))], fps, width, label=cid, color=cmap(j % 20))
+        vals = [_cell_value(fleet, h, cid, key) for h in hosts]
+        xs = [i - 0.4 + width * (j + 0.5) for i in range(len(hosts))]
+        ax.bar(xs, [v or 0.0 for v in vals], width, label=cid, color=cmap(j % 20))
+        if whisker:
+            tops = [_cell_value(fleet, h, cid, whisker) for h in hosts]
+            pts = [(x, v, t) for x, v, t in zip(xs, vals, tops, strict=True) if v is not None and t is not None]
+            if pts:
+                ax.errorbar([x for x, _, _ in pts], [v for _, v, _ in pts],
+                            yerr=[[0.0] * len(pts), [max(0.0, t - v) for _, v, t in pts]],
+                            fmt="none", ecolor="black", capsize=2, lw=0.8)
     for i, h in enumerate(fleet["hosts"]):
         if h["status"] != "ok":
             ax.text(i, 0, NO_RESULTS, ha="center", va="bottom", color="gray", rotation=90)
     ax.set_xticks(range(len(hosts)), hosts)
+    ax.grid(True, axis="y", alpha=0.3)
+
+
+def fleet_plot(fleet: dict[str, Any], path: Path) -> Path:
+    """Top: sustained FPS per host, one bar per cell id (grouped by host). Middle: end-to-end latency p50
+    per host and cell, the whisker up to p95. Bottom: the hottest cell-end temperature of each host, red
+    where a cell ended throttled, with the flags written on the bar."""
+    from bench.plots import pyplot, save_figure
+
+    plt = pyplot()
+    hosts = [h["host"] for h in fleet["hosts"]]
+    ids = list(dict.fromkeys(r["id"] for r in fleet["rows"] if r.get("id") is not None))
+    fig, (ax, lx, bx) = plt.subplots(3, 1, figsize=(max(8, 1.6 * len(hosts) + 4), 11), dpi=110)
+    cmap = plt.get_cmap("tab10" if len(ids) <= 10 else "tab20")
+    _grouped_bars(ax, cmap, fleet, ids, "fps_sustained")
     ax.set_ylabel("sustained FPS (end-to-end)")
     ax.set_title("FPS per host and cell (a missing bar: the cell failed or did not run there)", fontsize=10)
-    ax.grid(True, axis="y", alpha=0.3)
     if ids:
         ax.legend(fontsize=7, ncol=max(1, len(ids) // 8 + 1))
+    _grouped_bars(lx, cmap, fleet, ids, "latency_p50_ms", whisker="latency_p95_ms")
+    lx.set_ylabel("end-to-end latency (ms)")
+    lx.set_title("latency per host and cell: bar p50, whisker up to p95", fontsize=10)
     for i, h in enumerate(fleet["hosts"]):
         temp = h.get("temp_end_max_c")
         hot = bool(h.get("throttled_cells"))
@@ -236,7 +261,7 @@ def fleet_plot(fleet: dict[str, Any], path: Path) -> Path:
     bx.legend(fontsize=7, loc="upper right")
     bx.grid(True, axis="y", alpha=0.3)
     fig.tight_layout()
-    return _save(fig, plt, path)
+    return save_figure(fig, plt, path)
 
 
 def write_fleet(fleet: dict[str, Any], out_dir: Path, plots: bool = True) -> dict[str, Path]:
