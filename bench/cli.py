@@ -3,6 +3,7 @@
 bench run --models runs/site1/manifest.json [--source FILE|DIR|DEVICE|URL] [--labels DIR [--negatives DIR]]
           [--threads 1,2,4] [--backends onnxruntime,litert,ncnn] [--duration 10m] [--out DIR]
 bench compare A/results.json B/results.json
+bench fleet DIR [--out OUT]   (DIR/<host>/results.json, each copied from one host's `bench run --out`)
 
 Against Ultralytics' own predict on the same files and frames (a workstation comparison: bench runs on the
 device, which has no Ultralytics): benchmarks/bench_vs_ultralytics.py with the same arguments as bench run.
@@ -119,6 +120,23 @@ def cmd_compare(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_fleet(args: argparse.Namespace) -> int:
+    from bench.fleet import build_fleet, fleet_table, write_fleet
+    from bench.report import stdout_console
+
+    out = Path(args.out) if args.out else Path(args.dir)
+    fleet = build_fleet(args.dir, out)
+    files = write_fleet(fleet, out, plots=not args.no_plots)
+    console = stdout_console()
+    console.print(fleet_table(fleet))
+    for host in fleet["hosts"]:
+        console.print(host["line"])
+    for note in fleet.get("notes", []):
+        console.print(note)
+    Console(stderr=True).print(f"wrote {', '.join(str(p) for p in files.values())}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="bench", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -156,6 +174,11 @@ def build_parser() -> argparse.ArgumentParser:
     cmp.add_argument("b", help="results.json (or its folder): the new one")
     cmp.add_argument("--min-change", type=float, default=0.0, help="hide relative changes below this (0.05 = 5%%)")
     cmp.set_defaults(func=cmd_compare)
+    fleet = sub.add_parser("fleet", help="one report (fleet.md, .csv, .json, .png) of many hosts' `bench run` results")
+    fleet.add_argument("dir", help="folder of DIR/<host>/results.json, each copied from one host's `bench run --out`")
+    fleet.add_argument("--out", help="report folder (default: DIR)")
+    fleet.add_argument("--no-plots", action="store_true")
+    fleet.set_defaults(func=cmd_fleet)
     return parser
 
 

@@ -14,7 +14,7 @@ from typing import Any
 from bench.verdict import ACC_KEY, FPS_KEY, pareto_front, scored
 
 
-def _pyplot() -> Any:
+def pyplot() -> Any:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -39,7 +39,7 @@ def safe_name(cell_id: str) -> str:
 def pareto_plot(result: dict[str, Any], path: Path) -> Path:
     """One point per cell that ran with labelled frames: sustained FPS (log x) vs presence F1; the Pareto
     front as a step line; detectors and classifiers in different markers."""
-    plt = _pyplot()
+    plt = pyplot()
     cells = scored(result["cells"])
     front = set(pareto_front(result["cells"]))
     fig, ax = plt.subplots(figsize=(8, 5.5), dpi=110)
@@ -71,12 +71,12 @@ def pareto_plot(result: dict[str, Any], path: Path) -> Path:
     else:
         ax.text(0.5, 0.5, "no cell ran with labelled frames", ha="center", transform=ax.transAxes)
     fig.tight_layout()
-    return _save(fig, plt, path)
+    return save_figure(fig, plt, path)
 
 
 def timeline_plot(cell: dict[str, Any], path: Path) -> Path:
     """FPS, CPU temperature and ARM clock over a --duration cell; absent readings say so on their axis."""
-    plt = _pyplot()
+    plt = pyplot()
     tl = cell.get("timeline") or []
     t = [p["t_s"] for p in tl]
     fig, axes = plt.subplots(3, 1, figsize=(8, 6.5), dpi=110, sharex=True)
@@ -102,10 +102,10 @@ def timeline_plot(cell: dict[str, Any], path: Path) -> Path:
     axes[-1].set_xlabel("seconds")
     axes[0].set_title(f"{cell['id']}: {cell.get('fps_sustained') or 0:.1f} FPS sustained", fontsize=10)
     fig.tight_layout()
-    return _save(fig, plt, path)
+    return save_figure(fig, plt, path)
 
 
-def _save(fig: Any, plt: Any, path: Path) -> Path:
+def save_figure(fig: Any, plt: Any, path: Path) -> Path:
     """Temp file then rename: a reader never sees half a PNG."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.partial.png")

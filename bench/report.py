@@ -30,7 +30,7 @@ TABLE_KEYS = ("id", "precision", "imgsz", "cold_start_s", "fps_sustained", "late
 _SPEC = {k: (h, f) for k, h, f in COLUMNS}
 
 
-def _cell_text(cell: dict[str, Any], key: str) -> str:
+def cell_text(cell: dict[str, Any], key: str) -> str:
     if cell.get("status") != "ok" and key not in ("id", "precision", "imgsz"):
         return "FAILED" if key == "fps_sustained" else "-"
     if key == "imgsz" and isinstance(cell.get(key), list):
@@ -46,7 +46,7 @@ def matrix_table(result: dict[str, Any]) -> Table:
     for key in TERMINAL_KEYS:
         table.add_column(_SPEC[key][0], justify="left" if key == "id" else "right", no_wrap=key == "id")
     for cell in result["cells"]:
-        table.add_row(*[_cell_text(cell, k) for k in TERMINAL_KEYS])
+        table.add_row(*[cell_text(cell, k) for k in TERMINAL_KEYS])
     return table
 
 
@@ -59,7 +59,7 @@ def to_csv(result: dict[str, Any]) -> str:
     return buf.getvalue()
 
 
-def _md_table(headers: list[str], rows: list[list[str]]) -> list[str]:
+def md_table(headers: list[str], rows: list[list[str]]) -> list[str]:
     out = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
     return out + ["| " + " | ".join(r) + " |" for r in rows]
 
@@ -84,8 +84,8 @@ def to_markdown(result: dict[str, Any], plots: list[str]) -> str:
     for name, why in (result.get("probes_unavailable") or {}).items():
         lines.append(f"- {name}: not measured ({why})")
     lines += ["", "## Cells", ""]
-    lines += _md_table([_SPEC[k][0] for k in TABLE_KEYS],
-                       [[_cell_text(c, k) for k in TABLE_KEYS] for c in result["cells"]])
+    lines += md_table([_SPEC[k][0] for k in TABLE_KEYS],
+                       [[cell_text(c, k) for k in TABLE_KEYS] for c in result["cells"]])
     failed = [c for c in result["cells"] if c.get("status") != "ok"]
     if failed:
         lines += ["", "## Failed cells", ""] + [f"- `{c['id']}`: {c.get('reason')}" for c in failed]
@@ -95,7 +95,7 @@ def to_markdown(result: dict[str, Any], plots: list[str]) -> str:
               "frame rate the camera needs (sustained FPS must reach it).", ""]
     lines += [f"- {s}" for s in v.get("summary", [])]
     if v.get("budgets"):
-        lines += [""] + _md_table(["FPS budget", "best detector", "best classifier", "winner"],
+        lines += [""] + md_table(["FPS budget", "best detector", "best classifier", "winner"],
                                   [[f"{r['budget_fps']:g}", _pick(r["detector"]), _pick(r["classifier"]),
                                     r["winner"] or "none fits"] for r in v["budgets"]])
     lines += ["", f"Pareto front (FPS vs presence F1): {', '.join(v.get('pareto', [])) or '-'}", ""]
@@ -103,7 +103,7 @@ def to_markdown(result: dict[str, Any], plots: list[str]) -> str:
     ul = result.get("vs_ultralytics")
     if ul:
         lines += ["", "## cctvkit vs Ultralytics predict (same model file and frames)", ""]
-        lines += _md_table(["model", "cctvkit FPS e2e", "Ultralytics FPS", "ratio", "note"],
+        lines += md_table(["model", "cctvkit FPS e2e", "Ultralytics FPS", "ratio", "note"],
                            [[r["model"], fmt_value(r.get("cctvkit_fps"), "{:.1f}"),
                              fmt_value(r.get("ultralytics_fps"), "{:.1f}"), fmt_value(r.get("ratio"), "{:.2f}x"),
                              r.get("note", "")] for r in ul])
@@ -161,6 +161,6 @@ def holdout_table(result: dict[str, Any]) -> Table:
     keys = ["fps_sustained", "latency_p50_ms", "map50", "map50_95", "box_precision", "box_recall", "count_mae",
             "presence_f1"] + (["pseudo_map50", "pseudo_map50_95"] if real else [])
     for cell in result["cells"]:
-        table.add_row(cell["id"], *[_cell_text(cell, k) if k in _SPEC else fmt_value(cell.get(k), "{:.3f}")
+        table.add_row(cell["id"], *[cell_text(cell, k) if k in _SPEC else fmt_value(cell.get(k), "{:.3f}")
                                     for k in keys])
     return table

@@ -20,6 +20,7 @@ from typing import Any
 import cv2
 import numpy as np
 import yaml
+from prometheus_client.parser import text_string_to_metric_families
 
 from edge.manifest import Manifest
 from edge.types import ModelSpec
@@ -290,3 +291,30 @@ def fill(directory: Path) -> Path:
         for _ in range(1000):
             f.write(b"\0" * 4096)
     return ballast
+
+
+FAKE_VCGENCMD = """#!/bin/sh
+case "$1" in
+  get_throttled) echo "throttled=0x20002" ;;
+  measure_clock) echo "frequency(48)=1800000000" ;;
+esac
+"""
+
+
+def fake_pi(tmp_path: Path) -> tuple[Path, Path]:
+    """A Pi's thermal zone (47.5 C) and a `vcgencmd` (throttled=0x20002, ARM at 1.8 GHz) under tmp_path:
+    (the zone file, the folder to put first on the daemon's PATH)."""
+    zone = tmp_path / "sys/class/thermal/thermal_zone0/temp"
+    zone.parent.mkdir(parents=True)
+    zone.write_text("47500\n")
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    (bindir / "vcgencmd").write_text(FAKE_VCGENCMD)
+    (bindir / "vcgencmd").chmod(0o755)
+    return zone, bindir
+
+
+def scrape(port: int) -> dict:
+    code, text = http_get(f"http://127.0.0.1:{port}/metrics")
+    assert code == 200
+    return {f.name: f for f in text_string_to_metric_families(text)}

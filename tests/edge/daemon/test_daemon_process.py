@@ -19,27 +19,15 @@ from daemon_helpers import (
     base_config,
     bright_then_dark,
     failed_start,
+    fake_pi,
     http_get,
     make_run,
+    scrape,
     write_config,
     write_video,
 )
-from prometheus_client.parser import text_string_to_metric_families
 
 from edge.atomic import sha256_file
-
-FAKE_VCGENCMD = """#!/bin/sh
-case "$1" in
-  get_throttled) echo "throttled=0x20002" ;;
-  measure_clock) echo "frequency(48)=1800000000" ;;
-esac
-"""
-
-
-def scrape(port: int) -> dict:
-    code, text = http_get(f"http://127.0.0.1:{port}/metrics")
-    assert code == 200
-    return {f.name: f for f in text_string_to_metric_families(text)}
 
 
 def value(fams: dict, name: str, **labels: str) -> float:
@@ -49,17 +37,6 @@ def value(fams: dict, name: str, **labels: str) -> float:
             if s.name in (name, name + "_total") and all(s.labels.get(k) == v for k, v in labels.items()):
                 return s.value
     raise KeyError(name)
-
-
-def fake_pi(tmp_path: Path) -> tuple[Path, Path]:
-    zone = tmp_path / "sys/class/thermal/thermal_zone0/temp"
-    zone.parent.mkdir(parents=True)
-    zone.write_text("47500\n")
-    bindir = tmp_path / "bin"
-    bindir.mkdir()
-    (bindir / "vcgencmd").write_text(FAKE_VCGENCMD)
-    (bindir / "vcgencmd").chmod(0o755)
-    return zone, bindir
 
 
 def test_run_notify_metrics_health_sigterm_records(tmp_path, notify: NotifyListener):
