@@ -81,7 +81,7 @@ def run_playbook(playbook: str, inventory: Path, tmp: Path, *args: str, timeout:
 
 
 @dataclass
-class TestHost:
+class SshHost:
     name: str
     port: int  # its sshd
     http_port: int  # its edge daemon's /metrics and /healthz
@@ -130,7 +130,7 @@ def _start_sshd(folder: Path, port: int, authorized: Path) -> subprocess.Popen[b
 
 
 @pytest.fixture(scope="module")
-def test_hosts(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[list[TestHost], Path, Path]]:
+def test_hosts(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[list[SshHost], Path, Path]]:
     """Two sshd test hosts, pi-a and pi-b; yields (hosts, client key, temp folder). The edge daemons the
     role starts are stopped at the end."""
     if os.geteuid() != 0:
@@ -147,7 +147,7 @@ def test_hosts(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[list[
         for name in ("pi-a", "pi-b"):
             folder = tmp / name
             (folder / "sshd").mkdir(parents=True)
-            host = TestHost(name, free_port(), free_port(), folder / "root")
+            host = SshHost(name, free_port(), free_port(), folder / "root")
             procs.append(_start_sshd(folder / "sshd", host.port, authorized))
             hosts.append(host)
         yield hosts, key, tmp
@@ -162,7 +162,7 @@ def test_hosts(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[list[
             proc.wait(timeout=10)
 
 
-def write_inventory(path: Path, hosts: list[TestHost], key: Path, group_vars: dict[str, object],
+def write_inventory(path: Path, hosts: list[SshHost], key: Path, group_vars: dict[str, object],
                     host_vars: dict[str, dict[str, object]] | None = None) -> Path:
     """inventory.yml (JSON is YAML) with the hosts in group cctvkit_edge."""
     host_vars = host_vars or {}

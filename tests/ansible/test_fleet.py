@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import ROOT, TestHost, run_playbook, write_inventory
+from conftest import ROOT, SshHost, run_playbook, write_inventory
 
 sys.path.insert(0, str(ROOT / "tests" / "bench"))
 from synthetic_video import write_video  # noqa: E402
@@ -28,7 +28,7 @@ SECRET = "s3cret-value-7d1f"  # cctvkit_edge_env value: must reach edge.env, nev
 
 
 @pytest.fixture(scope="module")
-def fleet(test_hosts: tuple[list[TestHost], Path, Path]) -> dict[str, Any]:
+def fleet(test_hosts: tuple[list[SshHost], Path, Path]) -> dict[str, Any]:
     hosts, key, tmp = test_hosts
     run = build_tiny_run(tmp / "models", broken=True)
     video = write_video(tmp / "camera.mp4")
@@ -55,7 +55,7 @@ def play(fleet: dict[str, Any], playbook: str, *args: str) -> Any:
     return result
 
 
-def healthz(host: TestHost) -> dict[str, Any]:
+def healthz(host: SshHost) -> dict[str, Any]:
     with urllib.request.urlopen(f"http://127.0.0.1:{host.http_port}/healthz", timeout=5) as r:
         return dict(json.loads(r.read()))
 
@@ -64,7 +64,7 @@ def model_sha(fleet: dict[str, Any], name: str) -> str:
     return str(Manifest.load(fleet["run"]).data["models"][name]["sha256"])
 
 
-def current_version(host: TestHost) -> str:
+def current_version(host: SshHost) -> str:
     return os.readlink(host.path("install") / "models" / "current")
 
 
