@@ -54,13 +54,20 @@ class PlaybookResult:
 
 
 def ansible_env(tmp: Path) -> dict[str, str]:
-    """ansible-playbook's environment: our ansible.cfg, our temp folders, no host key prompts, no colour."""
+    """ansible's and ansible-lint's environment: our ansible.cfg, caches and temp folders under `tmp` (no
+    writes to ~), no network (no schema or collection downloads), no host key prompts, no colour."""
+    home = tmp / "ansible-home"
     return {
         **os.environ,
         "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
         "ANSIBLE_CONFIG": str(ANSIBLE_DIR / "ansible.cfg"),
-        "ANSIBLE_HOME": str(tmp / "ansible-home"),
-        "ANSIBLE_LOCAL_TEMP": str(tmp / "ansible-home" / "tmp"),
+        "ANSIBLE_HOME": str(home),
+        "ANSIBLE_LOCAL_TEMP": str(home / "tmp"),
+        "ANSIBLE_REMOTE_TEMP": str(home / "tmp"),
+        "XDG_CACHE_HOME": str(home / "cache"),
+        "ANSIBLE_LINT_SKIP_SCHEMA_UPDATE": "1",
+        "ANSIBLE_LINT_NODEPS": "1",
+        "NO_COLOR": "1",
         "ANSIBLE_HOST_KEY_CHECKING": "False",
         "ANSIBLE_SSH_ARGS": "-o ControlMaster=auto -o ControlPersist=120s -o UserKnownHostsFile=/dev/null"
                             " -o StrictHostKeyChecking=no -o LogLevel=ERROR",
