@@ -7,6 +7,7 @@ import re
 import subprocess
 from pathlib import Path
 
+import yaml
 from conftest import ANSIBLE_DIR, ansible_env, ansible_tool
 
 PLAYBOOKS = sorted((ANSIBLE_DIR / "playbooks").glob("*.yml"))
@@ -28,3 +29,15 @@ def test_every_playbook_passes_syntax_check(tmp_path: Path) -> None:
          *(str(p) for p in PLAYBOOKS)],
         cwd=ANSIBLE_DIR, env=ansible_env(tmp_path), capture_output=True, text=True, timeout=300)
     assert syntax.returncode == 0, syntax.stdout + syntax.stderr
+
+
+def test_defaults_argument_specs_and_readme_agree() -> None:
+    role = ANSIBLE_DIR / "roles" / "cctvkit_edge"
+    defaults = set(yaml.safe_load((role / "defaults" / "main.yml").read_text()))
+    specs = yaml.safe_load((role / "meta" / "argument_specs.yml").read_text())["argument_specs"]
+    assert set(specs) == {"main", "deploy", "bench"}
+    for entry in specs.values():
+        assert set(entry["options"]) == defaults  # every default is type-checked, and nothing else
+    readme = (ANSIBLE_DIR / "README.md").read_text()
+    documented = set(re.findall(r"^\| `(cctvkit_edge_\w+)` \|", readme, re.M))
+    assert documented == defaults
