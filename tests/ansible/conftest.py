@@ -81,10 +81,27 @@ def run_playbook(playbook: str, inventory: Path, tmp: Path, *args: str, timeout:
         [str(ansible_tool("ansible-playbook")), "-i", str(inventory), f"playbooks/{playbook}", *args],
         cwd=ANSIBLE_DIR, env=ansible_env(tmp), capture_output=True, text=True, timeout=timeout)
     out = proc.stdout + proc.stderr
+    return PlaybookResult(proc.returncode, out, parse_recap(out))
+
+
+def run_molecule(command: str, inventory: Path, tmp: Path, timeout: float = 900) -> PlaybookResult:
+    """`molecule COMMAND` of the role's default scenario against `inventory`; the recap is the last play's."""
+    env = {**ansible_env(tmp), "CCTVKIT_MOLECULE_INVENTORY": str(inventory)}
+    del env["ANSIBLE_CONFIG"]  # molecule writes its own, with the role's parent folder as roles_path
+    proc = subprocess.run([str(ansible_tool("molecule")), command, "--scenario-name", "default"],
+                          cwd=ANSIBLE_DIR / "roles" / "cctvkit_edge", env=env, capture_output=True, text=True,
+                          timeout=timeout)
+    out = proc.stdout + proc.stderr
+    return PlaybookResult(proc.returncode, out, parse_recap(out))
+
+
+def parse_recap(out: str) -> dict[str, dict[str, int]]:
     recap = {}
-    for host, counts in RECAP.findall(out.split("PLAY RECAP", 1)[-1]):
-        recap[host] = {k: int(v) for k, v in (kv.split("=") for kv in counts.split())}
-    return PlaybookResult(proc.returncode, out, recap)
+    for host, counts in RECAP.findall(out.rsplit("PLAY RECAP", 1)[-1]):
+        fields = {k: int(v) for k, v in (kv.split("=") for kv in counts.split())}
+        if "ok" in fields:  # not molecule's own "default: actions=..." summary line
+            recap[host] = fields
+    return recap
 
 
 @dataclass
@@ -102,6 +119,7 @@ class SshHost:
         return {
             "ansible_host": "127.0.0.1", "ansible_port": self.port, "ansible_user": "root",
             "ansible_ssh_private_key_file": str(key), "ansible_become": False,
+            "ansible_python_interpreter": "/usr/bin/python3",
             "cctvkit_edge_install_dir": str(self.path("install")),
             "cctvkit_edge_config_dir": str(self.path("config")),
             "cctvkit_edge_state_dir": str(self.path("state")),

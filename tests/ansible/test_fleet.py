@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import ROOT, SshHost, run_playbook, write_inventory
+from conftest import ROOT, SshHost, run_molecule, run_playbook, write_inventory
 
 sys.path.insert(0, str(ROOT / "tests" / "bench"))
 from synthetic_video import write_video  # noqa: E402
@@ -68,16 +68,26 @@ def current_version(host: SshHost) -> str:
     return os.readlink(host.path("install") / "models" / "current")
 
 
-def test_converge_then_idempotent(fleet: dict[str, Any]) -> None:
-    first = play(fleet, "site.yml")
-    assert first.rc == 0, first.out[-4000:]
-    assert set(first.recap) == {"pi-a", "pi-b"}
-    assert all(c["failed"] == 0 and c["changed"] > 0 for c in first.recap.values()), first.show()
-    assert SECRET not in first.out
-    assert "python3-picamera2 skipped" in first.out  # not Raspberry Pi OS: said, not silently skipped
-    second = play(fleet, "site.yml")
-    assert second.rc == 0, second.out[-4000:]
-    assert all(c["changed"] == 0 and c["failed"] == 0 for c in second.recap.values()), second.show()
+def test_molecule_converge_idempotence_verify(fleet: dict[str, Any]) -> None:
+    """The role's molecule scenario: converge site.yml, the same again with changed=0, verify on the hosts."""
+    results = {}
+    for step in ("converge", "idempotence", "verify"):
+        results[step] = run_molecule(step, fleet["inventory"], fleet["tmp"])
+        print(f"\n--- molecule {step}: rc {results[step].rc}\n{results[step].show()}")
+        assert results[step].rc == 0, results[step].out[-5000:]
+    converge, again = results["converge"], results["idempotence"]
+    assert set(converge.recap) == {"pi-a", "pi-b"}
+    assert all(c["failed"] == 0 and c["changed"] > 0 for c in converge.recap.values()), converge.show()
+    assert SECRET not in converge.out
+    assert "python3-picamera2 skipped" in converge.out  # not Raspberry Pi OS: said, not silently skipped
+    assert all(c["changed"] == 0 for c in again.recap.values()), again.show()  # molecule fails on a change too
+
+
+def test_site_playbook_again_changes_nothing(fleet: dict[str, Any]) -> None:
+    """site.yml run as a user runs it (ansible/ansible.cfg), after molecule's converge: changed=0."""
+    result = play(fleet, "site.yml")
+    assert result.rc == 0, result.out[-4000:]
+    assert all(c["changed"] == 0 and c["failed"] == 0 for c in result.recap.values()), result.show()
 
 
 def test_verify_installed_hosts(fleet: dict[str, Any]) -> None:
@@ -131,6 +141,7 @@ def test_unhealthy_model_is_rolled_back_and_stops_the_rollout(fleet: dict[str, A
     assert result.recap["pi-a"]["failed"] == 1 and result.recap["pi-a"]["rescued"] == 1, result.show()
     assert "pi-b" not in result.recap or result.recap["pi-b"]["changed"] == 0, result.show()
     assert "rolled back to det-ncnn" in result.out
+    print(next(line for line in result.out.splitlines() if "not deployed on" in line))
     for host in fleet["hosts"]:
         assert current_version(host) == f"versions/det-ncnn-{good[:12]}"
         assert healthz(host)["model"]["sha256"] == good
@@ -149,6 +160,7 @@ def test_a_bundle_whose_sha256_does_not_match_never_becomes_current(fleet: dict[
                   "-e", "cctvkit_edge_model_run=")
     assert result.rc != 0
     assert "does not match the manifest" in result.out and "was not made current" in result.out, result.out[-3000:]
+    print(next(line for line in result.out.splitlines() if "not deployed on" in line))
     assert result.recap["pi-a"]["failed"] == 1 and "pi-b" not in result.recap, result.show()
     for host in fleet["hosts"]:
         assert current_version(host) == before[host.name]

@@ -35,7 +35,7 @@ def test_defaults_argument_specs_and_readme_agree() -> None:
     role = ANSIBLE_DIR / "roles" / "cctvkit_edge"
     defaults = set(yaml.safe_load((role / "defaults" / "main.yml").read_text()))
     specs = yaml.safe_load((role / "meta" / "argument_specs.yml").read_text())["argument_specs"]
-    assert set(specs) == {"main", "deploy", "bench"}
+    assert set(specs) == {"main", "deploy", "bench", "verify"}
     for entry in specs.values():
         assert set(entry["options"]) == defaults  # every default is type-checked, and nothing else
     readme = (ANSIBLE_DIR / "README.md").read_text()
