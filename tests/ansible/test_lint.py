@@ -8,7 +8,7 @@ import subprocess
 from pathlib import Path
 
 import yaml
-from conftest import ANSIBLE_DIR, ansible_env, ansible_tool
+from fleet_hosts import ANSIBLE_DIR, ansible_env, ansible_tool
 
 PLAYBOOKS = sorted((ANSIBLE_DIR / "playbooks").glob("*.yml"))
 

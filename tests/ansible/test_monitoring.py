@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import ansible_env as fleet_env
+from fleet_hosts import ansible_env as fleet_env
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "tests" / "edge" / "daemon"))
@@ -61,7 +61,7 @@ def tool(name: str) -> str:
 
 
 def ansible_env(tmp_path: Path) -> dict[str, str]:
-    """conftest's environment without our ansible.cfg: the playbook must not depend on it."""
+    """fleet_hosts' environment without our ansible.cfg: the playbook must not depend on it."""
     return {**fleet_env(tmp_path), "ANSIBLE_CONFIG": str(tmp_path / "no-ansible.cfg")}
 
 

@@ -1,4 +1,4 @@
-"""The role and playbooks run for real against two sshd test hosts (conftest.py): converge, idempotence,
+"""The role and playbooks run for real against two sshd test hosts (fleet_hosts.py): converge, idempotence,
 verify, a model rollout, a rollback when the new model's health gate fails, a bundle whose sha256 does not
 match, a variable of the wrong type, and a fleet bench. The tests share the hosts and run in file order:
 each starts from the state the one before left."""
@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import ROOT, SshHost, run_molecule, run_playbook, write_inventory
+from fleet_hosts import ROOT, SshHost, run_molecule, run_playbook, write_inventory
 
 sys.path.insert(0, str(ROOT / "tests" / "bench"))
 from synthetic_video import write_video  # noqa: E402
