@@ -58,15 +58,12 @@ def expand_string(text: str, env: Mapping[str, str], key: str, origin: str | Pat
             raise CctvkitError(
                 f"key '{key}': '${{' starts no valid variable reference", origin,
                 "write ${NAME} (letters, digits, _) to take NAME from the environment, or $${ for a literal ${")
-        if name not in env and env_file is not None:
-            raise CctvkitError(
-                f"key '{key}' uses ${{{name}}} but the environment variable {name} is not set", origin,
-                f"add {name}=... to {env_file}, or write $${{ for a literal ${{")
         if name not in env:
+            where = (f"add {name}=... to {env_file}" if env_file is not None else
+                     f"set it (for the systemd service: {name}=... in {ENV_FILE}, read by EnvironmentFile=)")
             raise CctvkitError(
                 f"key '{key}' uses ${{{name}}} but the environment variable {name} is not set", origin,
-                f"set it (for the systemd service: {name}=... in {ENV_FILE}, read by EnvironmentFile=)"
-                " or write $${ for a literal ${")
+                f"{where}{',' if env_file is not None else ''} or write $${{ for a literal ${{")
         return env[name]
 
     return Expanded(_TOKEN.sub(replace, text), text)

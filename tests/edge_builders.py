@@ -10,9 +10,33 @@ from types import ModuleType
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def edge_builders() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("edge_test_builders", ROOT / "tests" / "edge" / "conftest.py")
+def load_by_path(name: str, path: Path) -> ModuleType:
+    """A test helper file loaded as module `name`, for folders that are not on sys.path."""
+    spec = importlib.util.spec_from_file_location(name, path)
     assert spec is not None and spec.loader is not None
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     return mod
+
+
+def edge_builders() -> ModuleType:
+    return load_by_path("edge_test_builders", ROOT / "tests" / "edge" / "conftest.py")
+
+
+def const_detector_run(run: Path) -> Path:
+    """A run whose one model `det` is a real ONNX detector with a constant head (one box, score 0.9)."""
+    import numpy as np
+
+    from edge.manifest import Manifest
+    from edge.types import ModelSpec
+
+    (run / "export").mkdir(parents=True)
+    head = np.zeros((1, 5, 8), np.float32)
+    head[0, :, 0] = [32, 32, 16, 40, 0.9]
+    edge_builders().build_const_onnx(run / "export" / "det.onnx", head, (64, 64))
+    m = Manifest.create(run, "run")
+    m.record_stage("export", params={}, outputs={"det.onnx": run / "export" / "det.onnx"})
+    m.add_model("det", ModelSpec(task="detect", format="onnx", precision="fp32", path="export/det.onnx",
+                                 imgsz=(64, 64), class_names=["person"]))
+    m.save()
+    return run

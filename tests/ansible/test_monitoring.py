@@ -12,9 +12,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
 import yaml
 from fleet_hosts import ansible_env as fleet_env
+from fleet_hosts import ansible_tool
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "tests" / "edge" / "daemon"))
@@ -35,7 +35,6 @@ from prometheus_client.parser import text_string_to_metric_families  # noqa: E40
 
 PLAYBOOK = ROOT / "ansible" / "playbooks" / "monitoring.yml"
 DASHBOARD = ROOT / "ansible" / "monitoring" / "grafana" / "cctvkit-edge.json"
-BIN = Path(sys.executable).parent  # the venv's ansible-playbook / ansible-lint, else PATH's
 INVENTORY = """\
 cctvkit_edge:
   hosts:
@@ -51,13 +50,6 @@ EXPECTED_TARGETS = [
     {"targets": ["[fd00::12]:9200"], "labels": {"host": "pi-b"}},
     {"targets": ["pi-c:9300"], "labels": {"host": "pi-c"}},
 ]
-
-
-def tool(name: str) -> str:
-    path = shutil.which(name, path=f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}")
-    if path is None:
-        pytest.skip(f"{name} is not installed (pip install ansible-core ansible-lint)")
-    return path
 
 
 def ansible_env(tmp_path: Path) -> dict[str, str]:
@@ -77,14 +69,14 @@ def _inventory(tmp_path: Path) -> Path:
 
 def test_playbook_writes_file_sd_targets_and_copies_the_dashboard(tmp_path):
     sd, graf = tmp_path / "prom" / "file_sd" / "edge.yml", tmp_path / "grafana" / "dashboards"
-    r = run([tool("ansible-playbook"), "-i", str(_inventory(tmp_path)), str(PLAYBOOK),
+    r = run([str(ansible_tool("ansible-playbook")), "-i", str(_inventory(tmp_path)), str(PLAYBOOK),
              "-e", f"cctvkit_monitoring_file_sd={sd}", "-e", f"cctvkit_monitoring_grafana_dir={graf}"], tmp_path)
     assert r.returncode == 0, r.stdout + r.stderr
     assert yaml.safe_load(sd.read_text()) == EXPECTED_TARGETS
     assert sd.stat().st_mode & 0o777 == 0o644
     assert (graf / "cctvkit-edge.json").read_bytes() == DASHBOARD.read_bytes()
     # a second run changes nothing (idempotent)
-    again = run([tool("ansible-playbook"), "-i", str(_inventory(tmp_path)), str(PLAYBOOK),
+    again = run([str(ansible_tool("ansible-playbook")), "-i", str(_inventory(tmp_path)), str(PLAYBOOK),
                  "-e", f"cctvkit_monitoring_file_sd={sd}", "-e", f"cctvkit_monitoring_grafana_dir={graf}"], tmp_path)
     assert again.returncode == 0 and re.search(r"localhost\s*:.*changed=0", again.stdout), again.stdout
 
@@ -96,7 +88,7 @@ def test_playbook_defaults_next_to_the_playbooks_and_no_grafana_dir(tmp_path):
     shutil.copytree(ROOT / "ansible" / "monitoring", tree / "monitoring")
     (tree / "playbooks").mkdir()
     shutil.copy(PLAYBOOK, tree / "playbooks")
-    r = run([tool("ansible-playbook"), "-i", str(_inventory(tmp_path)), str(tree / "playbooks" / "monitoring.yml")],
+    r = run([str(ansible_tool("ansible-playbook")), "-i", str(_inventory(tmp_path)), str(tree / "playbooks" / "monitoring.yml")],
             tmp_path)
     assert r.returncode == 0, r.stdout + r.stderr
     assert yaml.safe_load((tree / "out" / "file_sd" / "cctvkit-edge.yml").read_text()) == EXPECTED_TARGETS
@@ -104,7 +96,7 @@ def test_playbook_defaults_next_to_the_playbooks_and_no_grafana_dir(tmp_path):
     assert [p for p in tmp_path.rglob("cctvkit-edge.json") if p != tree / "monitoring/grafana/cctvkit-edge.json"] == []
     # an inventory without the group: an empty target list, not a failure
     (tmp_path / "empty.yml").write_text("other:\n  hosts:\n    x: {}\n")
-    r = run([tool("ansible-playbook"), "-i", str(tmp_path / "empty.yml"), str(tree / "playbooks" / "monitoring.yml")],
+    r = run([str(ansible_tool("ansible-playbook")), "-i", str(tmp_path / "empty.yml"), str(tree / "playbooks" / "monitoring.yml")],
             tmp_path)
     assert r.returncode == 0, r.stdout + r.stderr
     assert yaml.safe_load((tree / "out" / "file_sd" / "cctvkit-edge.yml").read_text()) == []

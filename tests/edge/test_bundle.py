@@ -4,15 +4,14 @@ or a changed file is one `error:` line (exit 2) and writes nothing."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import subprocess
 import sys
 from pathlib import Path
-from types import ModuleType
 
 import pytest
+from edge_builders import load_by_path
 
 from edge.atomic import sha256_file
 from edge.bundle import make_bundle
@@ -23,16 +22,8 @@ from edge.manifest import Manifest
 REPO = Path(__file__).resolve().parents[2]
 
 
-def _tinyrun() -> ModuleType:
-    """tests/bench/tinyrun.py, loaded by path (tests/bench is not on sys.path for tests/edge)."""
-    spec = importlib.util.spec_from_file_location("tinyrun", REPO / "tests" / "bench" / "tinyrun.py")
-    assert spec is not None and spec.loader is not None
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
-TINY = _tinyrun()
+# tests/bench is not on sys.path for tests/edge.
+TINY = load_by_path("tinyrun", REPO / "tests" / "bench" / "tinyrun.py")
 
 
 @pytest.fixture

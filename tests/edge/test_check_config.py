@@ -12,16 +12,14 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pytest
 import yaml
-from edge_builders import edge_builders
+from edge_builders import const_detector_run
 from readonly_dir import read_only
 
 from edge.check_config import read_env_file, scrub
 from edge.errors import CctvkitError
 from edge.manifest import Manifest
-from edge.types import ModelSpec
 
 REPO = Path(__file__).resolve().parents[2]
 SECRET = "Zq9-s3cret-Pw"  # distinctive: it cannot turn up in a message by chance
@@ -31,15 +29,7 @@ VARS = ("CAM_PASS", "MODEL_NAME", "REC_DIR")  # the test's own variables: never 
 
 def _install(root: Path) -> Path:
     """An install folder: a run with a real ONNX detector (model `det`) in root/run."""
-    run = root / "run"
-    (run / "export").mkdir(parents=True)
-    head = np.zeros((1, 5, 8), np.float32)
-    head[0, :, 0] = [32, 32, 16, 40, 0.9]
-    edge_builders().build_const_onnx(run / "export" / "det.onnx", head, (64, 64))
-    m = Manifest.create(run, "run")
-    m.add_model("det", ModelSpec(task="detect", format="onnx", precision="fp32", path="export/det.onnx",
-                                 imgsz=(64, 64), class_names=["person"]))
-    m.save()
+    const_detector_run(root / "run")
     return root
 
 

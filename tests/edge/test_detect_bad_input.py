@@ -13,7 +13,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from edge_builders import edge_builders
+from edge_builders import const_detector_run
 
 from edge.errors import CctvkitError
 from edge.manifest import Manifest
@@ -23,18 +23,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def _run(tmp_path: Path) -> Path:
-    """A run whose one model is a real ONNX detector (a constant head: one box, score 0.9)."""
-    run = tmp_path / "run"
-    (run / "export").mkdir(parents=True)
-    head = np.zeros((1, 5, 8), np.float32)
-    head[0, :, 0] = [32, 32, 16, 40, 0.9]
-    edge_builders().build_const_onnx(run / "export" / "det.onnx", head, (64, 64))
-    m = Manifest.create(run, "run")
-    m.record_stage("export", params={}, outputs={"det.onnx": run / "export" / "det.onnx"})
-    m.add_model("det", ModelSpec(task="detect", format="onnx", precision="fp32", path="export/det.onnx",
-                                 imgsz=(64, 64), class_names=["person"]))
-    m.save()
-    return run
+    return const_detector_run(tmp_path / "run")
 
 
 def _detect(source: Path, run: Path) -> subprocess.CompletedProcess:
