@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 TORCH ?= torch==2.14.1 torchvision==0.29.1
 EXTRAS ?= edge,trainer,export,export-litert,dev
 
-.PHONY: setup demo test lint typecheck unit clean
+.PHONY: setup demo test lint typecheck unit clean pi-check
 
 setup: $(VENV)/.installed
 
@@ -35,6 +35,12 @@ unit: setup
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 test: lint typecheck unit
+
+# Issue 16: edge/ and bench/ on an emulated Pi (arm64 Debian bookworm rootfs through qemu-user-static, as
+# root), compared with x86. sudo make pi-check RUN=runs/demo [MODELS="a.tflite b.tflite"]; see the README.
+PI_PY ?= $(abspath $(BIN))/python
+pi-check:
+	PY=$(PI_PY) bash benchmarks/pi_check.sh $(RUN) $(MODELS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -145,6 +145,8 @@ def run_cell(cell: Cell, data: LabelledSet | None, feed: Feed, opts: CellOptions
     try:
         model = _load(cell, opts)
         row["load_s"] = round(time.perf_counter() - t0, 4)
+        if model.backend.options:
+            row["backend_options"] = dict(model.backend.options)
         first = feed.next()
         for _ in range(opts.warmup):
             _call(model, first)

@@ -14,6 +14,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from bench.kernels import kernels_line
 from bench.schema import COLUMNS, flat_row, fmt_value
 from edge.atomic import atomic_write_text
 from edge.errors import CctvkitError
@@ -74,6 +75,7 @@ def to_markdown(result: dict[str, Any], plots: list[str]) -> str:
              f"- measured {result.get('created')} on {host.get('board') or host.get('machine')} "
              f"({host.get('system')}, {host.get('cpu_count')} CPUs, {host.get('memory_mb')} MB); "
              f"runtimes: {', '.join(f'{k} {v}' for k, v in host.get('runtimes', {}).items())}",
+             f"- kernels: {kernels_line(host.get('cpu') or {}, host.get('kernels') or {})}",
              f"- accuracy frames: {data.get('frames', 0)} ({data.get('frames_with_person', 0)} with a person, "
              f"{data.get('frames_without_person', 0)} without); labels: {data.get('description', 'none')}",
              f"- no-person frames: {(data.get('negatives') or {}).get('description') or 'only those in the labelled set'}",
@@ -86,6 +88,10 @@ def to_markdown(result: dict[str, Any], plots: list[str]) -> str:
     lines += ["", "## Cells", ""]
     lines += md_table([_SPEC[k][0] for k in TABLE_KEYS],
                        [[cell_text(c, k) for k in TABLE_KEYS] for c in result["cells"]])
+    opts = [f"`{c['id']}` {', '.join(f'{k} {v}' for k, v in c['backend_options'].items())}"
+            for c in result["cells"] if c.get("backend_options")]
+    if opts:
+        lines += ["", f"Backend options: {'; '.join(opts)}"]
     failed = [c for c in result["cells"] if c.get("status") != "ok"]
     if failed:
         lines += ["", "## Failed cells", ""] + [f"- `{c['id']}`: {c.get('reason')}" for c in failed]

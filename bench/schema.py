@@ -14,12 +14,12 @@ import contextlib
 import json
 import platform
 import sys
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 import psutil
 
+from bench.kernels import cpu_features, dist_version, runtime_kernels
 from edge.errors import CctvkitError
 
 SCHEMA = "cctvkit.bench"
@@ -84,19 +84,12 @@ def fmt_value(value: Any, spec: str) -> str:
         return str(value)
 
 
-def _version(dist: str) -> str | None:
-    try:
-        return metadata.version(dist)
-    except metadata.PackageNotFoundError:
-        return None
-
-
 def host_info() -> dict[str, Any]:
     """What the numbers were measured on: a Pi 5 and this workstation give very different figures."""
     model = None
     with contextlib.suppress(OSError):  # Raspberry Pi (and other device-tree boards) name themselves here
         model = Path("/proc/device-tree/model").read_bytes().rstrip(b"\0").decode(errors="replace")
-    runtimes = {d: _version(d) for d in ("onnxruntime", "ai-edge-litert", "tflite-runtime", "ncnn",
+    runtimes = {d: dist_version(d) for d in ("onnxruntime", "ai-edge-litert", "tflite-runtime", "ncnn",
                                           "opencv-python-headless", "numpy")}
     return {
         "hostname": platform.node(),
@@ -107,6 +100,8 @@ def host_info() -> dict[str, Any]:
         "cpu_count": psutil.cpu_count(logical=True),
         "memory_mb": round(psutil.virtual_memory().total / 2**20),
         "runtimes": {k: v for k, v in runtimes.items() if v},
+        "cpu": cpu_features(),
+        "kernels": runtime_kernels(),
     }
 
 

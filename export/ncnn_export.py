@@ -207,6 +207,9 @@ def export_ncnn(
                 "ncnn_version": _version("ncnn"),
                 "source": pt_path.name,
                 "nms": False,
+                # Read by the edge backend: fp16 storage + arithmetic on ARMv8.2 (the Pi 5) for an fp16
+                # export only; an fp32 export promises fp32 maths (ncnn's own default would be fp16).
+                "ncnn_fp16": fp16,
             },
         )
         import torch

@@ -31,7 +31,7 @@ def run_cli(module: str, *args: str, cwd: Path) -> subprocess.CompletedProcess:
 
 
 ONNX_MODELS = ["classifier-onnx-fp32", "classifier-onnx-int8", "detector-onnx-fp32", "detector-onnx-int8"]
-NCNN_MODELS = ["classifier-ncnn-fp32", "classifier-ncnn-int8", "detector-ncnn-fp32", "detector-ncnn-int8"]
+NCNN_MODELS = [f"{tag}-ncnn-{p}" for tag in ("classifier", "detector") for p in ("fp16", "fp32", "int8")]
 
 
 def check_run(run: Path, tmp_path: Path, expected_models: list[str]) -> dict:

@@ -35,6 +35,8 @@ class Backend(ABC):
     name: str = ""
     formats: tuple[str, ...] = ()  # ModelSpec.format values this runtime reads
     modules: tuple[str, ...] = ()  # importable alternatives; the first one names the pip package
+    # Runtime settings a plug-in chose from the spec that change results (bench run reports them per cell).
+    options: dict[str, bool | int | str] = {}
 
     def __init__(self, model_path: str | Path, spec: ModelSpec, threads: int = 2):
         self.model_path = Path(model_path)

@@ -95,9 +95,11 @@ class NcnnBackend(Backend):
         opt.use_vulkan_compute = False  # the Pi's V3D GPU is slower than its CPU cores for these models
         int8 = self.spec.precision == "int8"
         opt.use_int8_inference = int8
-        # fp16 storage/arithmetic halves memory traffic on ARMv8.2 (Pi 5); an fp32 spec promises fp32 maths,
-        # so it is off there unless export recorded otherwise.
+        # fp16 storage/arithmetic halves memory traffic on ARMv8.2 (Pi 5) but rounds every blob to fp16.
+        # Export records the choice per model (notes ncnn_fp16, measured by make pi-check); a spec without
+        # it (older manifests, bare files) gets fp16 for fp16/int8 files and fp32 maths for an fp32 file.
         fp16 = bool(self.spec.notes.get("ncnn_fp16", self.spec.precision in ("fp16", "int8")))
+        self.options = {"fp16": fp16, "int8": int8}
         opt.use_fp16_packed = fp16
         opt.use_fp16_storage = fp16
         opt.use_fp16_arithmetic = fp16

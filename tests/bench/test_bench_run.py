@@ -66,6 +66,13 @@ def test_matrix_reports_and_known_accuracy(tiny_run, tmp_path, capsys):
     assert len(rows) == len(expected) and {r["status"] for r in rows} >= {"ok", "failed"}
     md = (out / "results.md").read_text()
     assert "## Detection vs classification" in md and "## Failed cells" in md and "broken/onnxruntime/t1" in md
+    # what picked the kernels: this CPU's features and each runtime's line; ncnn's per-model fp16 choice
+    assert doc["host"]["cpu"] and set(doc["host"]["kernels"]) >= {"onnxruntime"}
+    assert "- kernels: CPU " in md and "onnxruntime: MLAS" in md
+    if ncnn_ok:  # the tiny fp32 ncnn spec records no choice: fp32 maths, as the backend's default says
+        assert cells["det-ncnn/ncnn/t1"]["backend_options"] == {"fp16": False, "int8": False}
+        assert "`det-ncnn/ncnn/t1` fp16 False, int8 False" in md
+    assert "backend_options" not in cells["det-onnx/onnxruntime/t1"]
     png = (out / "pareto.png").read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 5000
     assert doc["verdict"]["budgets"] and doc["verdict"]["pareto"]

@@ -62,6 +62,7 @@ def test_detector_fp32_and_fp16_match_onnx_and_run_on_the_edge(
 
     fp16 = export_ncnn(toy_models["detector"], out, task="detect", imgsz=64, fp16=True)
     assert fp16.precision == "fp16" and fp16.path == "detector-fp16.param"
+    assert fp16.notes["ncnn_fp16"] is True and spec.notes["ncnn_fp16"] is False  # the backend reads these
     assert (out / "detector-fp16.bin").stat().st_size < 0.6 * weights.stat().st_size  # float16 weights
     y16 = run_ncnn(out / fp16.path, out / fp16.extra_files[0], x, fp16=True)
     assert cosine(y16, y_onnx) > 0.999
