@@ -12,13 +12,17 @@ from export.formats import unknown_formats
 class ExportParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    # Names from the registry (export/formats): ONNX (FP32 + INT8) always; "ncnn" adds FP32 + INT8 ncnn
+    # Names from the registry (export/formats): ONNX (FP32 + INT8) always; "ncnn" adds FP32, FP16 + INT8 ncnn
     # models (pnnx + our own INT8 quantiser); "litert" adds TFLite FP32, FP16-weight, INT8 and full-integer
     # INT8 (needs the export-litert extra). `trainer export --formats a,b` overrides this.
     formats: list[str] = ["onnx"]
     calibration_images: int = Field(300, ge=32)
     activation_type: Literal["U8", "S8"] = "U8"
     method: Literal["MinMax", "Entropy", "Percentile"] = "MinMax"
+    # What stays float in the ONNX INT8 detector (export/onnx_int8.py): "box" the head's box branch and DFL conv
+    # (default; measured in box_nodes' docstring), "dfl" the DFL conv only (the earlier default), "head" every
+    # output conv.
+    int8_keep_float: Literal["box", "dfl", "head"] = "box"
     # The verification report (export/verify.py): every model through the edge runtime on held-out labelled
     # frames against the FP32 PyTorch model; an INT8 model losing more than max_int8_drop points of
     # mAP50-95 (classifier: top-1 accuracy) fails the command. A negative limit fails every INT8 model.

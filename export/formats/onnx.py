@@ -30,5 +30,5 @@ class OnnxFormat(ExportFormat):
         spec32 = export_onnx(model.weights, fp32_path, task=model.task, imgsz=model.imgsz, sha256=model.sha256)
         int8_path = out / f"{model.tag}-int8.onnx"
         spec8 = quantize_onnx_int8(fp32_path, int8_path, spec32, calib, activation_type=params.activation_type,
-                                   method=params.method, progress=progress)
+                                   method=params.method, keep_fp32=params.int8_keep_float, progress=progress)
         return [ExportedModel("fp32", spec32, [fp32_path]), ExportedModel("int8", spec8, [int8_path])]

@@ -134,11 +134,14 @@ def test_detector_fp32_and_int8(toy_models: dict[str, Path], tmp_path: Path) -> 
     conv_q = [
         n for n in graph.node if n.op_type == "Conv" and producers[n.input[0]].op_type == "DequantizeLinear"
     ]
-    # every Conv runs on quantised activations and weights but the DFL conv (kept FP32 by default)
-    assert spec8.notes["fp32_nodes"] == ["/model.23/dfl/conv/Conv"]
-    assert {n.name for n in graph.node if n.op_type == "Conv"} - {n.name for n in conv_q} == {
-        "/model.23/dfl/conv/Conv"
-    }
+    # every Conv runs on quantised weights but the head's box branch and the DFL conv (kept FP32 by default)
+    box = [f"/model.23/cv2.{i}/cv2.{i}.{j}/conv/Conv" if j < 2 else f"/model.23/cv2.{i}/cv2.{i}.2/Conv"
+           for i in range(3) for j in range(3)]
+    assert spec8.notes["fp32_nodes"] == [*box, "/model.23/dfl/conv/Conv"]
+    float_weights = {n.name for n in graph.node if n.op_type == "Conv"
+                     and getattr(producers.get(n.input[1]), "op_type", "") != "DequantizeLinear"}
+    assert float_weights == {*box, "/model.23/dfl/conv/Conv"}
+    assert len(conv_q) > 40  # the backbone and neck run on quantised activations
     head = producers[graph.output[0].name]
     assert head.op_type == "Concat"  # the box + score Concat stays float
     assert all(producers[i].op_type != "DequantizeLinear" for i in head.input)

@@ -20,7 +20,7 @@ from onnx import TensorProto, helper, numpy_helper
 from edge.errors import CctvkitError
 from edge.types import ModelSpec
 from export.calibration import ImageCalibrationReader, select_calibration_images
-from export.onnx_int8 import CONV_OP_TYPES, dfl_nodes, head_nodes, quantize_onnx_int8, tail_nodes
+from export.onnx_int8 import CONV_OP_TYPES, box_nodes, dfl_nodes, head_nodes, quantize_onnx_int8, tail_nodes
 
 ANCHORS = 21  # (32/8)^2 + (32/16)^2 + (32/32)^2: what check_onnx_io expects of a 32x32 detector
 
@@ -121,6 +121,8 @@ def test_head_and_dfl_nodes_found(tmp_path: Path) -> None:
     assert dfl_nodes(tmp_path / "m.onnx") == ["dfl_conv"]
     # walking back from the output: through the DFL conv on to the box conv, stopping at the class conv
     assert head_nodes(tmp_path / "m.onnx") == ["box_conv", "cls_conv", "dfl_conv"]
+    # the box branch: what reaches the DFL conv and no class output (no shared trunk conv), and the DFL conv
+    assert box_nodes(tmp_path / "m.onnx") == ["box_conv", "dfl_conv"]
     assert tail_nodes(tmp_path / "m.onnx") == [
         "box_reshape",
         "box_transpose",
@@ -133,16 +135,17 @@ def test_head_and_dfl_nodes_found(tmp_path: Path) -> None:
     ]
 
 
-def test_default_keeps_only_the_dfl_conv_fp32(tmp_path: Path) -> None:
+def test_default_keeps_the_box_branch_fp32(tmp_path: Path) -> None:
     fp32 = tmp_path / "m.onnx"
     _yolo_like(fp32)
     calib = select_calibration_images(_frames(tmp_path / "calib", 32), n=32)
-    out = {k: tmp_path / f"m-{k}.onnx" for k in ("dfl", "head", "none")}
+    out = {k: tmp_path / f"m-{k}.onnx" for k in ("box", "dfl", "head", "none")}
     specs = {k: quantize_onnx_int8(fp32, out[k], SPEC, calib, progress=False, keep_fp32=k) for k in out}
     default = quantize_onnx_int8(fp32, tmp_path / "m-default.onnx", SPEC, calib, progress=False)
 
-    assert default.notes["fp32_nodes"] == specs["dfl"].notes["fp32_nodes"] == ["dfl_conv"]
-    assert _float_convs(tmp_path / "m-default.onnx") == {"dfl_conv"}
+    assert default.notes["fp32_nodes"] == specs["box"].notes["fp32_nodes"] == ["box_conv", "dfl_conv"]
+    assert _float_convs(tmp_path / "m-default.onnx") == {"box_conv", "dfl_conv"}
+    assert _float_convs(out["dfl"]) == {"dfl_conv"}
     assert _float_convs(out["head"]) == {"box_conv", "cls_conv", "dfl_conv"}
     assert _float_convs(out["none"]) == set()
     # the DFL conv's weights stay float32 initialisers (no DequantizeLinear feeds it at all)
@@ -153,7 +156,7 @@ def test_default_keeps_only_the_dfl_conv_fp32(tmp_path: Path) -> None:
     # only the DFL conv's quantisation differs between "dfl" and "none": box outputs agree better with FP32
     y32 = _outputs(fp32, calib)
     err = {k: float(np.abs(_outputs(out[k], calib)[:, :4] - y32[:, :4]).mean()) for k in out}
-    assert err["head"] <= err["dfl"] < err["none"]
+    assert err["head"] <= err["dfl"] < err["none"] and err["box"] <= err["dfl"]
     assert err["dfl"] < 0.01 * float(np.abs(y32[:, :4]).mean())
 
 
@@ -161,10 +164,10 @@ def test_default_runs_integer_end_to_end_with_a_float_tail(tmp_path: Path) -> No
     fp32 = tmp_path / "m.onnx"
     _yolo_like(fp32)
     calib = _frames(tmp_path / "calib", 32)
-    quantize_onnx_int8(fp32, tmp_path / "full.onnx", SPEC, calib, progress=False)
-    quantize_onnx_int8(
-        fp32, tmp_path / "conv.onnx", SPEC, calib, progress=False, op_types_to_quantize=CONV_OP_TYPES
-    )
+    # keep_fp32 "dfl": this test is about the op types; the toy's box branch is one conv (box_conv)
+    quantize_onnx_int8(fp32, tmp_path / "full.onnx", SPEC, calib, progress=False, keep_fp32="dfl")
+    quantize_onnx_int8(fp32, tmp_path / "conv.onnx", SPEC, calib, progress=False, op_types_to_quantize=CONV_OP_TYPES,
+                       keep_fp32="dfl")
     # nothing after the output convs is quantised: no QuantizeLinear reads a tail node's output
     graph = onnx.load(str(tmp_path / "full.onnx")).graph
     tail_outputs = {o for n in graph.node if n.name in tail_nodes(fp32) for o in n.output}
@@ -196,7 +199,7 @@ def test_keep_fp32_and_format_are_checked(tmp_path: Path) -> None:
     assert not bad.exists() and [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
 
 
-def test_qoperator_format_runs_and_keeps_the_dfl_conv_fp32(tmp_path: Path) -> None:
+def test_qoperator_format_runs_and_keeps_the_box_branch_fp32(tmp_path: Path) -> None:
     fp32 = tmp_path / "m.onnx"
     _yolo_like(fp32)
     calib = _frames(tmp_path / "calib", 32)
@@ -205,7 +208,7 @@ def test_qoperator_format_runs_and_keeps_the_dfl_conv_fp32(tmp_path: Path) -> No
     )
     assert spec8.notes["format"] == "QOperator"
     ops = Counter(n.op_type for n in onnx.load(str(tmp_path / "q.onnx")).graph.node)
-    assert ops["QLinearConv"] == 3 and ops["Conv"] == 1  # stem, box, class quantised; DFL float
+    assert ops["QLinearConv"] == 2 and ops["Conv"] == 2  # stem, class quantised; the box branch and DFL float
     assert ops["QLinearSigmoid"] == 1 and ops["Sigmoid"] == 1  # the stem's SiLU; the score sigmoid is float
     y32, y8 = _outputs(fp32, calib), _outputs(tmp_path / "q.onnx", calib)
     assert np.corrcoef(y32[:, 4].ravel(), y8[:, 4].ravel())[0, 1] > 0.95
@@ -220,12 +223,16 @@ def test_toy_detector_default_int8_in_the_edge_runtime(toy_models: dict[str, Pat
     spec = export_onnx(toy_models["detector"], fp32_path, task="detect", imgsz=64)
     calib = select_calibration_images(toy_models["detect_yaml"].parent / "images" / "train", n=32)
     spec8 = quantize_onnx_int8(fp32_path, int8_path, spec, calib, progress=False)
-    assert spec8.notes["fp32_nodes"] == ["/model.23/dfl/conv/Conv"]
-    assert _float_convs(int8_path) == {"/model.23/dfl/conv/Conv"}
+    box = box_nodes(fp32_path)
+    assert len(box) == 10 and box[-1] == "/model.23/dfl/conv/Conv"  # 3 x 3 box-branch convs + DFL
+    assert spec8.notes["fp32_nodes"] == box and _float_convs(int8_path) == set(box)
     assert len(head_nodes(fp32_path)) == 7  # 3 box + 3 class output convs + DFL
     ops = _ort_ops(int8_path, tmp_path)
     n_conv = Counter(n.op_type for n in onnx.load(str(fp32_path)).graph.node)["Conv"]
-    assert ops["QLinearConv"] == n_conv - 1 and ops["Conv"] == 1
+    # ONNX Runtime quantises the weights of a float Conv that sits between a DQ and a Q itself (its
+    # WeightBiasQuantization, per tensor): of the ten, the six inner box convs run as QLinearConv, and the
+    # three box output convs and the DFL conv, whose outputs leave the integer graph, run float.
+    assert ops["QLinearConv"] == n_conv - 4 and ops["Conv"] == 4
     assert ops["Sigmoid"] == 1 and ops["QuantizeLinear"] == 1  # uint8 from the first Conv to the head
 
     det32, det8 = Detector(spec, fp32_path, conf=0.0), Detector(spec8, int8_path, conf=0.0)

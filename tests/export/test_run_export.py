@@ -45,7 +45,7 @@ def test_every_format_through_the_stage_keeps_the_manifest_entries(run_with_trai
     cfg.export = ExportParams(calibration_images=32, verify=False, formats=formats)
     entry = pipeline.run_export(m, cfg, progress=False)
     again = Manifest.load(tmp_path / "run")
-    variants = [("onnx", "fp32"), ("onnx", "int8"), ("ncnn", "fp32"), ("ncnn", "int8")]
+    variants = [("onnx", "fp32"), ("onnx", "int8"), ("ncnn", "fp32"), ("ncnn", "fp16"), ("ncnn", "int8")]
     if "litert" in formats:
         variants += [("tflite", p) for p in ("fp32", "fp16", "int8", "fullint8")]
     names = [f"{tag}-{fmt}-{prec}" for tag in ("detector", "classifier") for fmt, prec in variants]
@@ -53,7 +53,7 @@ def test_every_format_through_the_stage_keeps_the_manifest_entries(run_with_trai
     files = []
     for tag in ("detector", "classifier"):
         files += [f"{tag}-fp32.onnx", f"{tag}-int8.onnx"]
-        files += [f"{tag}-ncnn-{p}.{ext}" for p in ("fp32", "int8") for ext in ("param", "bin")]
+        files += [f"{tag}-ncnn-{p}.{ext}" for p in ("fp32", "fp16", "int8") for ext in ("param", "bin")]
         if "litert" in formats:
             files += [f"{tag}-{p}.tflite" for p in ("fp32", "fp16", "int8", "fullint8")]
     assert list(entry["outputs"]) == files
@@ -65,5 +65,10 @@ def test_every_format_through_the_stage_keeps_the_manifest_entries(run_with_trai
     specs = again.models()
     assert specs["detector-ncnn-int8"].path == "export/detector-ncnn-int8.param"
     assert again.data["models"]["detector-ncnn-int8"]["extra_sha256"]
+    # ncnn's fp16 storage/arithmetic is chosen per model by export, never left to ncnn's own default
+    from export.ncnn_int8 import NCNN_INT8_FP16
+
+    assert [specs[f"detector-ncnn-{p}"].notes["ncnn_fp16"] for p in ("fp32", "fp16", "int8")] == [
+        False, True, NCNN_INT8_FP16]
     for name in names:
         again.model_path(name)  # every file where the manifest says, with its sha256
