@@ -19,6 +19,7 @@ from edge.errors import CctvkitError
 from edge.eval.accuracy import person_only
 from edge.strict import Strict
 from edge.types import Detections, ModelSpec
+from trainer.relabel.tighten import TightenParams
 from trainer.relabel.tracks import TrackParams
 
 SUFFIXES = (".onnx", ".tflite")
@@ -114,3 +115,4 @@ class TeacherParams(Strict):
                         "tracks.py) when the footage is dense enough in time for it")
     tracking: TrackParams = Field(default_factory=lambda: TrackParams.model_validate({}))
     threads: int = Field(2, ge=1, le=64)
+    tighten: TightenParams = Field(default_factory=lambda: TightenParams.model_validate({}))

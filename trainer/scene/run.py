@@ -264,13 +264,13 @@ def build_scene(video: Path, out_dir: Path, params: SceneParams, progress: bool 
     with task_progress("scan training part", len(scan_idx), progress) as advance:
         for i, frame in iter_frames(video, scan_idx):
             finder = finders[segment_of(segments, i)]
-            people = finder.find(frame, i)
+            people, fg = finder.find_with_mask(frame, i)
             scanned.extend(people)
             if i in label_idx:
                 _write_labelled(out_dir, SceneOut.frames.name, i, frame, _boxes(people), params.jpeg_quality)
                 n_train_boxes += len(people)
             if taught is not None:
-                taught.see(i, frame, _boxes(people), i in label_idx)
+                taught.see(i, frame, _boxes(people), i in label_idx, fg)
             # a blob a found person (or the teacher's) touches is no hard negative
             distractors.see(i, frame, finder.rejected, _boxes(people) if taught is None else taught.also(people))
             cutouts.see(frame, people)
@@ -321,9 +321,10 @@ def build_scene(video: Path, out_dir: Path, params: SceneParams, progress: bool 
         for i, frame in iter_frames(video, hold_idx):
             k = closest_plate(frame, plate_thumbs) if len(plates) > 1 else 0
             hold_plates[k] += 1
-            boxes = _boxes(finders[k].find(frame, i))
+            people, fg = finders[k].find_with_mask(frame, i)
+            boxes = _boxes(people)
             if taught is not None:
-                boxes = taught.holdout_boxes(frame, boxes)
+                boxes = taught.holdout_boxes(frame, boxes, fg)
             _write_labelled(out_dir, SceneOut.holdout.name, i, frame, boxes, params.jpeg_quality)
             n_hold_frames += 1
             n_hold_boxes += len(boxes)

@@ -16,7 +16,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import synthetic_video as synth
-from edge_builders import edge_builders
+from edge_builders import TEACHER_IMGSZ as IMGSZ
+from edge_builders import const_detector, edge_builders
 
 from edge.errors import CctvkitError
 from edge.formats.yolo import label_path_for, list_images, load_yolo_labels
@@ -26,21 +27,9 @@ from trainer.scene.run import build_scene
 
 ROOT = Path(__file__).resolve().parents[3]
 SHARED = ROOT.parent / "shared" / "data"
-IMGSZ = (64, 64)
-BOX = (8.0, 20.0, 24.0, 56.0)  # in the 64 x 64 input: the teacher's one person, top left
 # The constant teacher's one box is not where the synthetic walkers are, so the scene's self-check (which
 # uses the teacher as its whole-person detector) rightly calls the perspective unconfirmed: go on anyway.
 SCENE = {"plate_frames": 30, "calib_frames": 40, "scan_stride": 1, "accept_weak_evidence": True}
-
-
-def const_detector(path: Path, names: str = "{0: 'person', 1: 'car'}", score: float = 0.9) -> Path:
-    """A detector that finds one box (BOX, class 0) in every image: its metadata names the classes."""
-    nc = len(eval(names))  # noqa: S307  (our own literal)
-    head = np.zeros((1, 4 + nc, 8), np.float32)
-    x1, y1, x2, y2 = BOX
-    head[0, :5, 0] = [(x1 + x2) / 2, (y1 + y2) / 2, x2 - x1, y2 - y1, score]
-    meta = {"names": names, "imgsz": str(list(IMGSZ)), "task": "detect", "stride": "32"}
-    return edge_builders().build_const_onnx(path, head, IMGSZ, metadata=meta)
 
 
 def const_classifier(path: Path) -> Path:
