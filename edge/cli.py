@@ -86,8 +86,9 @@ def cmd_detect(args: argparse.Namespace) -> int:
         record: dict[str, object] = {"frame": name}
         if isinstance(model, Detector):
             d = model.detect(frame)
-            record |= {"count": len(d), "boxes": np.round(d.xyxy, 1).tolist(),
-                       "scores": np.round(d.scores, 3).tolist()}
+            # float64 before rounding: a rounded float32 prints as 25.700000762939453 in JSON
+            record |= {"count": len(d), "boxes": np.round(d.xyxy.astype(np.float64), 1).tolist(),
+                       "scores": np.round(d.scores.astype(np.float64), 3).tolist()}
         elif isinstance(model, Classifier):
             c = model.classify(frame)
             record |= {"person": c.is_person, "person_prob": round(c.person_prob, 4)}

@@ -27,7 +27,7 @@ from typing import Any
 from edge.atomic import atomic_dir, atomic_write_text, sha256_file
 from edge.errors import CctvkitError
 from edge.manifest_shape import check_shape
-from edge.stages import MODELS_STAGE, STAGES, is_complete, stale_after
+from edge.stages import MODELS_STAGE, SCENE, STAGES, is_complete, stale_after
 from edge.types import ModelSpec, SpecError
 
 SCHEMA = "cctvkit.manifest"
@@ -46,6 +46,9 @@ def sha256_tree(root: str | Path) -> str:
 
 def hash_path(path: Path) -> str:
     return sha256_tree(path) if path.is_dir() else sha256_file(path)
+
+
+SCENE_STAGE = SCENE.name  # eval_labels were checked against this stage's frame keys
 
 
 class Manifest:
@@ -198,6 +201,11 @@ class Manifest:
         if stale:
             print(f"{self.path}: recording '{stage}' dropped the stages built on the old one: "
                   f"{', '.join(stale)} -- re-run them", file=sys.stderr)
+        if stage == SCENE_STAGE and "eval_labels" in self.data and SCENE_STAGE in self.data["stages"]:
+            # --labels were matched to the old scene's frames and held-out part: a new scene must match them again
+            del self.data["eval_labels"]
+            print(f"{self.path}: recording '{stage}' dropped the recorded --labels (matched to the old scene's "
+                  "frames) -- pass --labels again", file=sys.stderr)
         if MODELS_STAGE in stale:
             self.data["models"] = {}
         elif stage == MODELS_STAGE:

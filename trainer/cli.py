@@ -165,6 +165,9 @@ def print_summary(manifest: Manifest) -> None:
     if evidence.get("low_confidence"):  # the user went on past a weak scene: the table says so
         table.title = f"LOW CONFIDENCE (weak scene evidence: {', '.join(evidence['failed'])}) - {table.title or ''}"
     out.print(table)
+    untrained = detector_learned_nothing(manifest.stage("bench")["summary"]["result"])
+    if untrained:
+        out.print(f"[bold red]{untrained}[/bold red]")
     times = Table(title="stage times")
     times.add_column("stage")
     times.add_column("seconds", justify="right")
@@ -173,6 +176,23 @@ def print_summary(manifest: Manifest) -> None:
     times.add_row("total", f"{manifest.data.get('seconds_total', 0):.1f}")
     out.print(times)
     out.print(f"run directory: {manifest.run_dir}  (manifest: {manifest.path})")
+
+
+MIN_LEARNED_MAP50 = 0.05  # below this on a held-out set with people, a detector has learned nothing useful
+MIN_BOXES_TO_JUDGE = 10
+
+
+def detector_learned_nothing(result: dict) -> str | None:
+    """One line when every detector scores (almost) nothing on held-out frames that do hold people: a budget
+    too short for this machine, or labels too poor to learn from, must not look like a finished demo."""
+    boxes = (result.get("data") or {}).get("boxes") or 0
+    scores = [c.get("map50") for c in result.get("cells", []) if c.get("task") == "detect" and c.get("status") == "ok"]
+    scores = [s for s in scores if s is not None]
+    if boxes < MIN_BOXES_TO_JUDGE or not scores or max(scores) >= MIN_LEARNED_MAP50:
+        return None
+    return (f"the detector learned nothing usable: best mAP50 {max(scores):.3f} on {boxes} held-out boxes; "
+            "train longer (--budget 30m, or --budget off for the config's epochs) or check the scene's labels "
+            "(scene/overview.png)")
 
 
 def _run_dir(args: argparse.Namespace) -> Path:

@@ -40,23 +40,28 @@ def _one_line_error(proc: subprocess.CompletedProcess, *needles: str) -> str:
     return lines[0]
 
 
-def _images(folder: Path, names: list[str], bad: set[str]) -> None:
+def _images(folder: Path, names: list[str], bad: set[str], shape: tuple[int, int] = (48, 64)) -> None:
     folder.mkdir(parents=True)
     for name in names:
         if name in bad:
             (folder / name).write_text("not an image\n")
         else:
-            cv2.imwrite(str(folder / name), np.full((48, 64, 3), 120, np.uint8))
+            cv2.imwrite(str(folder / name), np.full((*shape, 3), 120, np.uint8))
 
 
 # --- row 11 ----------------------------------------------------------------------------------------------------
 def test_a_folder_with_one_bad_image_skips_it_and_says_so(tmp_path):
     run = _run(tmp_path)
-    _images(tmp_path / "imgs", ["a.png", "b.png", "c.png"], bad={"b.png"})
+    # 70 px wide: the letterbox scale 64/70 puts the constant box at fractional pixels
+    _images(tmp_path / "imgs", ["a.png", "b.png", "c.png"], bad={"b.png"}, shape=(50, 70))
     proc = _detect(tmp_path / "imgs", run)
     assert proc.returncode == 0, proc.stderr
     frames = [json.loads(line)["frame"] for line in proc.stdout.splitlines()]
     assert frames == ["a.png", "c.png"]
+    # boxes and scores print as the rounded decimals they are, not float32 noise (25.700000762939453)
+    rec = json.loads(proc.stdout.splitlines()[0])
+    assert rec["count"] == 1 and all(len(str(v).split(".")[-1]) <= 1 for v in rec["boxes"][0])
+    assert len(str(rec["scores"][0]).split(".")[-1]) <= 3
     err = proc.stderr.strip().splitlines()
     assert len(err) == 2 and "Traceback" not in proc.stderr
     assert err[0].startswith("warning:") and str(tmp_path / "imgs" / "b.png") in err[0] and "skipped" in err[0]

@@ -179,3 +179,16 @@ def test_a_stage_records_only_what_it_declares(tmp_path):
     (scene / "debug.png").write_bytes(b"png")
     with pytest.raises(CctvkitError, match="wrote debug.png, which it does not declare"):
         STAGES["scene"].collect(scene)
+
+
+def test_a_new_scene_drops_the_labels_matched_to_the_old_one(tmp_path, capsys):
+    run, m = _run_with_model(tmp_path)
+    m.data["eval_labels"] = {"path": str(tmp_path / "labels"), "held_out_labelled_frames": 3}
+    _stage(m, "compose")  # a later stage keeps them: the frames they were matched to are the same
+    assert "eval_labels" in m.data
+    capsys.readouterr()
+    _stage(m, "scene")
+    err = capsys.readouterr().err
+    assert "eval_labels" not in m.data and "pass --labels again" in err
+    m.save()
+    assert "eval_labels" not in Manifest.load(run).data
