@@ -198,11 +198,12 @@ def _spec_for(path: Path, shown: Path, base: ModelSpec, precision: str) -> Model
 
 def _convert_fp32(model: Any, pt_path: Path, imgsz: tuple[int, int], progress: bool) -> tuple[Path, list]:
     """Ultralytics' format="litert" export with an NHWC input; returns (file, converter input shapes)."""
-    from export.offline import verbosity
+    from export.offline import RAW_HEAD_NMS, verbosity
 
     try:
         with verbosity(progress), quiet(progress), _channel_last_conversion() as calls:
-            produced = Path(model.export(format="litert", imgsz=imgsz, device="cpu", batch=1))
+            produced = Path(model.export(format="litert", imgsz=imgsz, nms=RAW_HEAD_NMS, device="cpu",
+                                             batch=1))
     except CctvkitError:
         raise
     except Exception as e:  # litert-torch raises many types for operators it cannot lower

@@ -157,7 +157,7 @@ def export_ncnn(
     the edge backend turn on ncnn's fp16 storage/arithmetic (fast on the Pi 5's ARMv8.2 cores).
     sha256: what the run's train stage recorded for pt_path; checked on the private copy that is loaded.
     """
-    from export.offline import load_model, verbosity
+    from export.offline import RAW_HEAD_NMS, load_model, verbosity
 
     pt_path, out_dir = Path(pt_path), Path(out_dir)
     (h, w), class_names = check_person_model(pt_path, task, imgsz, sha256)
@@ -174,7 +174,8 @@ def export_ncnn(
             warnings.filterwarnings("ignore", category=FutureWarning, module="torch")  # jit deprecation notes
             ts = Path(
                 model.export(
-                    format="torchscript", imgsz=(h, w), optimize=False, nms=False, device="cpu", batch=1
+                    format="torchscript", imgsz=(h, w), optimize=False, nms=RAW_HEAD_NMS, device="cpu",
+                    batch=1,
                 )
             )
         param, weights = run_pnnx(ts, (h, w), fp16, tmp)

@@ -43,8 +43,14 @@ from edge.errors import CctvkitError
 # Architecture files shipped inside ultralytics/cfg: models start from these unless given local weights.
 ARCH_YAML = {"detect": "yolo11n.yaml", "classify": "yolo11n-cls.yaml"}
 # Detector architectures `train.detector_arch` may name: Ultralytics yamls, random init, no download. Each
-# exports to a raw YOLOv8-style head (1, 4+nc, anchors) that export/ and the edge decoder read.
-DETECTOR_ARCHS = ("yolo11n", "yolov8n")
+# exports to a raw YOLOv8-style head (1, 4+nc, anchors) that export/ and the edge decoder read (RAW_HEAD).
+DETECTOR_ARCHS = ("yolo11n", "yolov8n", "yolo26n")
+# The `nms` export argument that gives that raw head from every architecture. Ultralytics (8.4) reads
+# nms=False on YOLO26 as "export the NMS-free one-to-one head": (1, 300, 6) boxes after a TopK. None exports
+# YOLO26's one-to-many head (trained beside it; DFL-free, reg_max 1) in the YOLOv8 layout instead, which
+# every format here (ONNX, INT8 QDQ, ncnn via pnnx, LiteRT) and the one decoder and NMS read alike, as
+# Ultralytics itself does for ncnn and LiteRT INT8; YOLO11/YOLOv8 export the same head either way.
+RAW_HEAD_NMS: None = None
 
 # Settings that keep Ultralytics offline; keys and types follow ultralytics.utils.SettingsManager.
 _OFFLINE_SETTINGS: dict[str, Any] = {

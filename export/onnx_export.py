@@ -108,7 +108,7 @@ def export_onnx(
     input pixels + per-class scores, or (1, nc) softmax probabilities.
     sha256: what the run's train stage recorded for pt_path; checked on the private copy that is loaded.
     """
-    from export.offline import load_model, verbosity
+    from export.offline import RAW_HEAD_NMS, load_model, verbosity
 
     pt_path, out_path = Path(pt_path), Path(out_path)
     (h, w), class_names = check_person_model(pt_path, task, imgsz, sha256)
@@ -125,7 +125,7 @@ def export_onnx(
                     imgsz=(h, w),
                     simplify=True,
                     dynamic=False,
-                    nms=False,
+                    nms=RAW_HEAD_NMS,
                     opset=opset,
                     device="cpu",
                     batch=1,

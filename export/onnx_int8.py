@@ -148,17 +148,37 @@ def tail_nodes(path: Path | Any) -> list[str]:
 
 
 def box_nodes(path: Path | Any) -> list[str]:
-    """The box branch of a YOLO head: the Conv/MatMul nodes whose output reaches the DFL conv and no class
-    output (YOLO11's cv2.* convs), plus the DFL conv. Quantised, its 64 DFL logits per anchor lose the
-    fine differences the expected value is made of: a YOLO11n student warm-started from COCO weights
-    (thermal-harbour teacher arm, 240 real test frames) lost 3.4 mAP50-95 points INT8 with only the DFL conv
-    float and 0.3 with the box branch float (benchmarks/int8_variants.py), at the same mAP50.
-    In the file all of them stay float. ONNX Runtime then quantises the weights of the inner ones itself
-    (WeightBiasQuantization: a float Conv between a DQ and a Q gets per-tensor int8 weights), so at run time
-    the three box output convs and the DFL conv run float; the figures above are measured that way."""
+    """The box branch of a YOLO head: the Conv/MatMul nodes whose output reaches a box output conv and no
+    class output conv (YOLO11's and YOLO26's cv2.* convs), plus the DFL conv where there is one. Class
+    output convs are the head convs whose output meets a Sigmoid (the class scores); the other head convs
+    are the box outputs (a DFL head's 64 bin logits, YOLO26's 4 DFL-free distances). Quantised, the DFL
+    logits lose the fine differences the expected value is made of: a YOLO11n student warm-started from
+    COCO weights (thermal-harbour teacher arm, 240 real test frames) lost 3.4 mAP50-95 points INT8 with
+    only the DFL conv float and 0.3 with the box branch float (benchmarks/int8_variants.py), at the same
+    mAP50. In the file all of them stay float. ONNX Runtime then quantises the weights of the inner ones
+    itself (WeightBiasQuantization: a float Conv between a DQ and a Q gets per-tensor int8 weights), so at
+    run time the box output convs and the DFL conv run float; the figures above are measured that way.
+    A model without both kinds of output conv (a classifier) has no box branch: []."""
     graph = _graph(path)
     producers = {out: node for node in graph.node for out in node.output}
+    consumers: dict[str, list[Any]] = {}
+    for node in graph.node:
+        for name in node.input:
+            consumers.setdefault(name, []).append(node)
+    by_name = {n.name: n for n in graph.node}
     dfl = set(dfl_nodes(graph))
+
+    def meets_sigmoid(name: str) -> bool:
+        seen: set[str] = set()
+        stack = list(by_name[name].output)
+        while stack:
+            for node in consumers.get(stack.pop(), []):
+                if node.op_type == "Sigmoid":
+                    return True
+                if node.name not in seen and node.op_type not in LINEAR_OPS:
+                    seen.add(node.name)
+                    stack.extend(node.output)
+        return False
 
     def ancestors(names: set[str]) -> set[str]:
         found: set[str] = set()
@@ -170,11 +190,15 @@ def box_nodes(path: Path | Any) -> list[str]:
                 stack.extend(node.input)
         return found
 
-    to_box = ancestors(dfl)
-    class_heads = {n for n in head_nodes(graph) if n not in dfl and n not in to_box}
+    heads = set(head_nodes(graph))
+    class_heads = {n for n in heads - dfl if meets_sigmoid(n)}
+    box_heads = heads - class_heads
+    if not class_heads or not box_heads:
+        return []
     to_class = ancestors(class_heads) | class_heads
+    to_box = ancestors(box_heads) | box_heads
     keep = {n.name for n in graph.node if n.op_type in LINEAR_OPS and n.name in to_box - to_class} | dfl
-    return [n.name for n in graph.node if n.name in keep] if dfl else []
+    return [n.name for n in graph.node if n.name in keep]
 
 
 KEEP_CHOICES: dict[str, Callable[[Any], list[str]]] = {

@@ -37,9 +37,10 @@ class TrainParams(Strict):
     # init from yolo11n.yaml, as without a teacher.
     init: Literal["auto", "scratch", "teacher"] = "auto"
     # The detector's architecture (Ultralytics yaml, random init unless init takes the teacher's weights,
-    # which then must be the same architecture). YOLO26n is not offered: it is NMS-free (an end2end head
-    # whose export our exporters and the edge decoder do not read yet).
-    detector_arch: Literal["yolo11n", "yolov8n"] = "yolo11n"
+    # which then must be the same architecture). yolo26n (DFL-free, trained with a one-to-one and a
+    # one-to-many head) exports its one-to-many head, decoded with NMS like the others (export/offline.py
+    # RAW_HEAD_NMS says why).
+    detector_arch: Literal["yolo11n", "yolov8n", "yolo26n"] = "yolo11n"
     # After the first detector: relabel the real frames with it and train again (trainer/relabel/selftrain.py).
     self_training: SelfTrainParams = SelfTrainParams()
     # Wall-clock seconds for the whole train stage ("15m", "1h30m"); epochs then follow the machine's speed
